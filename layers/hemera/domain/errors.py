@@ -1,0 +1,74 @@
+"""Typed errors of the domain.
+
+Each error that can reject an incoming message carries a stable, machine-readable `reason` that the
+quarantine records; the API maps the access errors to HTTP status codes in one place
+(`functions/portal_api`). Never match on message text.
+"""
+
+from __future__ import annotations
+
+
+class HemeraError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+    reason = "error"
+
+
+# --- ingest: a message that cannot be accepted is quarantined with `reason` -------------------
+class RejectedMessage(HemeraError):
+    """A device message that must go to quarantine instead of the store."""
+
+    reason = "rejected"
+
+
+class MalformedEnvelope(RejectedMessage):
+    reason = "malformed_envelope"
+
+
+class TopicMismatch(RejectedMessage):
+    """The envelope claims a tenant/device other than the MQTT topic it was published on."""
+
+    reason = "topic_mismatch"
+
+
+class UnknownMeterModel(RejectedMessage):
+    reason = "unknown_meter_model"
+
+
+class MalformedFrame(RejectedMessage):
+    """A raw frame (register block, DLMS data) that the model's map cannot decode."""
+
+    reason = "malformed_frame"
+
+
+class UnsupportedProtocol(RejectedMessage):
+    reason = "unsupported_protocol"
+
+
+class UnknownMeter(RejectedMessage):
+    """The envelope names a meter that the tenant has not registered."""
+
+    reason = "unknown_meter"
+
+
+# --- access ------------------------------------------------------------------------------------
+class InvalidTenantId(HemeraError):
+    reason = "invalid_tenant_id"
+
+
+class Unauthenticated(HemeraError):
+    reason = "unauthenticated"
+
+
+class TenantNotFound(HemeraError):
+    reason = "tenant_not_found"
+
+
+class MeterNotFound(HemeraError):
+    """Unknown meter, or a meter of another tenant: callers cannot tell the two apart (BOLA)."""
+
+    reason = "meter_not_found"
+
+
+class InvalidQuery(HemeraError):
+    reason = "invalid_query"

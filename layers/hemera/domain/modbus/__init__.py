@@ -1,0 +1,1 @@
+"""Modbus register maps and their pure codec (bytes in, values out; no transport)."""

@@ -1,0 +1,153 @@
+"""Meter models: a Modbus register map as data, and the decoding of load-profile blocks with it.
+
+A model file (`meter_models/<model>.yaml`) states where each quantity lives, its type, word
+order, scaler and unit. Adding a meter model is adding a file; the agent never changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hemera.domain.errors import MalformedFrame, UnknownMeterModel
+from hemera.domain.modbus.registers import WIDTH, RegisterType, WordOrder, decode_value, scaled
+from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit, utc_from_epoch
+
+
+class FieldSpec(BaseModel):
+    """One value inside a register block: offset in registers from the block's start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offset: int = Field(ge=0)
+    type: RegisterType
+    scaler: int = 0
+    unit: str = ""
+    channel: Channel | None = None
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.type]
+
+
+class RegisterSpec(FieldSpec):
+    """A single register value at an absolute address (clock, energy registers)."""
+
+    address: int = Field(ge=0, le=0xFFFF)
+    offset: int = 0
+    access: Literal["r", "rw", "w"] = "r"
+    description: str = ""
+
+
+class LoadProfileSpec(BaseModel):
+    """How a meter exposes its interval memory.
+
+    The client writes the UTC epoch second of the first wanted interval into `cursor_address`
+    (u32); the meter then fills the window at `window_address` with up to `records_per_window`
+    records of `record_size` registers, in time order, starting at the first record at or after
+    the cursor. A record whose timestamp is 0 is an empty slot (no more data yet). The start of
+    the newest completed interval can be read at `newest_address` (u32).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_minutes: int
+    cursor_address: int
+    newest_address: int
+    window_address: int
+    records_per_window: int = Field(ge=1)
+    record_size: int = Field(ge=1)
+    timestamp: FieldSpec
+    status: FieldSpec
+    channels: tuple[FieldSpec, ...]
+
+    @model_validator(mode="after")
+    def _fits(self) -> LoadProfileSpec:
+        if self.records_per_window * self.record_size > 125:
+            raise ValueError("a window must fit one Modbus read (125 registers)")
+        for spec in (self.timestamp, self.status, *self.channels):
+            if spec.offset + spec.width > self.record_size:
+                raise ValueError(f"field at offset {spec.offset} overflows the {self.record_size}-register record")
+        if any(c.channel is None for c in self.channels):
+            raise ValueError("every load-profile channel names its canonical channel")
+        return self
+
+    @property
+    def window_registers(self) -> int:
+        return self.records_per_window * self.record_size
+
+
+class ModbusMeterModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    manufacturer: str
+    protocol: Literal["modbus"]
+    description: str = ""
+    word_order: WordOrder
+    registers: dict[str, RegisterSpec]
+    load_profile: LoadProfileSpec
+
+
+def decode_load_profile_window(
+    model: ModbusMeterModel, meter_id: str, registers: list[int]
+) -> list[IntervalReading]:
+    """Decode one load-profile window into canonical interval readings (empty slots skipped)."""
+    lp = model.load_profile
+    if len(registers) % lp.record_size:
+        raise MalformedFrame(
+            f"load-profile block of {len(registers)} registers is not whole {lp.record_size}-register records"
+        )
+    readings: list[IntervalReading] = []
+    for base in range(0, len(registers), lp.record_size):
+        record = registers[base : base + lp.record_size]
+        epoch = int(decode_value(record, lp.timestamp.offset, lp.timestamp.type, model.word_order))
+        if epoch == 0:
+            continue
+        start = utc_from_epoch(epoch)
+        flags = int(decode_value(record, lp.status.offset, lp.status.type, model.word_order))
+        for spec in lp.channels:
+            assert spec.channel is not None  # checked by LoadProfileSpec
+            raw = decode_value(record, spec.offset, spec.type, model.word_order)
+            readings.append(_reading(meter_id, spec, start, lp.interval_minutes, raw, flags))
+    return readings
+
+
+def _reading(
+    meter_id: str, spec: FieldSpec, start: datetime, minutes: int, raw: int | float, flags: int
+) -> IntervalReading:
+    assert spec.channel is not None
+    unit = CHANNEL_UNITS[spec.channel]
+    if spec.unit and Unit(spec.unit) is not unit:
+        raise MalformedFrame(f"map gives {spec.unit} for {spec.channel}, canonical unit is {unit}")
+    try:
+        return IntervalReading(
+            meter_id=meter_id,
+            channel=spec.channel,
+            start=start,
+            length_minutes=minutes,
+            value=scaled(raw, spec.scaler),
+            unit=unit,
+            raw_value=int(raw) if isinstance(raw, int) else None,
+            meter_flags=flags,
+        )
+    except ValueError as exc:
+        raise MalformedFrame(f"record at {start.isoformat()}: {exc}") from exc
+
+
+@cache
+def load_model(model: str) -> ModbusMeterModel:
+    """The register map of a meter model shipped with the platform; `UnknownMeterModel` otherwise."""
+    name = f"{model}.yaml"
+    folder = resources.files("hemera.domain") / "meter_models"
+    if not model.replace("-", "").isalnum() or not (folder / name).is_file():
+        raise UnknownMeterModel(f"no register map for meter model {model!r}")
+    try:
+        return ModbusMeterModel.model_validate(yaml.safe_load((folder / name).read_text()))
+    except ValidationError as exc:
+        raise UnknownMeterModel(f"register map of {model!r} is invalid: {exc}") from exc
