@@ -68,7 +68,9 @@ class ModbusFrame(BaseModel):
     def registers(self) -> list[int]:
         raw = bytes.fromhex(self.data)
         if len(raw) != 2 * self.count:
-            raise ValueError(f"frame at {self.address} declares {self.count} registers, carries {len(raw) // 2}")
+            raise ValueError(
+                f"frame at {self.address} declares {self.count} registers, carries {len(raw) // 2}"
+            )
         return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
 
 

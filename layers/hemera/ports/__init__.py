@@ -1,0 +1,76 @@
+"""Ports: what the services need from storage, as protocols. Adapters live in `hemera.adapters`:
+DynamoDB/S3 for AWS and the local cloud, in-memory fakes for tests (`hemera.adapters.memory`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from hemera.domain.readings import Channel, IntervalReading
+from hemera.domain.registry import Meter, Tenant
+from hemera.domain.tenancy import TenantContext
+
+
+@dataclass(frozen=True, slots=True)
+class MergeStats:
+    """Outcome of merging intervals into meter-channel-day items."""
+
+    items_written: int = 0
+    intervals_new: int = 0
+    intervals_changed: int = 0
+    intervals_unchanged: int = 0
+
+
+class ReadingStore(Protocol):
+    def merge_intervals(self, ctx: TenantContext, readings: Sequence[IntervalReading]) -> MergeStats:
+        """Idempotently merge readings into their meter-channel-day items."""
+        ...
+
+    def load_profile(
+        self, ctx: TenantContext, meter_id: str, channel: Channel, start: datetime, end: datetime
+    ) -> list[IntervalReading]:
+        """Intervals of one meter and channel starting in [start, end), in time order."""
+        ...
+
+
+class Registry(Protocol):
+    def put_tenant(self, tenant: Tenant) -> None: ...
+
+    def get_tenant(self, ctx: TenantContext) -> Tenant | None: ...
+
+    def put_meter(self, ctx: TenantContext, meter: Meter) -> None: ...
+
+    def get_meter(self, ctx: TenantContext, meter_id: str) -> Meter | None: ...
+
+
+class ApiKeyStore(Protocol):
+    def store(self, key_hash: str, tenant_id: str, name: str) -> None: ...
+
+    def tenant_for(self, key_hash: str) -> str | None: ...
+
+
+class RawArchive(Protocol):
+    def put(self, ctx: TenantContext, key: str, body: bytes) -> str:
+        """Store `body` under the tenant's raw prefix + `key`; returns the full object key."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    tenant_id: str | None
+    reason: str
+    detail: str
+    topic: str | None
+    message_id: str
+    received_at: datetime
+    original: bytes
+
+
+class Quarantine(Protocol):
+    def put(self, record: QuarantineRecord) -> str:
+        """Store the record; returns where it went (object key)."""
+        ...
+
+    def list(self, tenant_id: str | None) -> Iterable[QuarantineRecord]: ...

@@ -72,7 +72,9 @@ class LoadProfileSpec(BaseModel):
             raise ValueError("a window must fit one Modbus read (125 registers)")
         for spec in (self.timestamp, self.status, *self.channels):
             if spec.offset + spec.width > self.record_size:
-                raise ValueError(f"field at offset {spec.offset} overflows the {self.record_size}-register record")
+                raise ValueError(
+                    f"field at offset {spec.offset} overflows the {self.record_size}-register record"
+                )
         if any(c.channel is None for c in self.channels):
             raise ValueError("every load-profile channel names its canonical channel")
         return self

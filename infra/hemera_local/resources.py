@@ -1,0 +1,61 @@
+"""Create the local cloud's tables, buckets and queues from the same definitions as the CDK app."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from hemera import aws
+from hemera.config import AwsTarget, RuntimeSettings
+from hemera.definitions import BUCKETS, QUEUES, TABLES, QueueDef, TableDef
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUrls:
+    queue: str
+    dlq: str
+
+
+def _create_table(ddb: object, table: TableDef) -> None:
+    keys = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
+    attrs = [{"AttributeName": table.partition_key, "AttributeType": "S"}]
+    if table.sort_key:
+        keys.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
+        attrs.append({"AttributeName": table.sort_key, "AttributeType": "S"})
+    try:
+        ddb.create_table(  # type: ignore[attr-defined]
+            TableName=table.local_name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST"
+        )
+    except ddb.exceptions.ResourceInUseException:  # type: ignore[attr-defined]
+        pass  # idempotent: already there
+
+
+def _create_queue(sqs: object, queue: QueueDef) -> QueueUrls:
+    dlq_url = sqs.create_queue(QueueName=queue.dlq_local_name)["QueueUrl"]  # type: ignore[attr-defined]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
+    url = sqs.create_queue(  # type: ignore[attr-defined]
+        QueueName=queue.local_name,
+        Attributes={
+            "VisibilityTimeout": str(queue.visibility_timeout_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    return QueueUrls(url, dlq_url)
+
+
+def create_resources(target: AwsTarget) -> dict[str, QueueUrls]:
+    """Create every table, bucket and queue (idempotent); returns queue URLs by queue name."""
+    ddb = aws.client(target, "dynamodb")
+    for table in TABLES:
+        _create_table(ddb, table)
+    s3 = aws.client(target, "s3")
+    for bucket in BUCKETS:
+        s3.create_bucket(Bucket=bucket.local_name)
+    sqs = aws.client(target, "sqs")
+    return {q.local_name: _create_queue(sqs, q) for q in QUEUES}
+
+
+def local_settings(target: AwsTarget) -> RuntimeSettings:
+    return RuntimeSettings.local(target)

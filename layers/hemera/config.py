@@ -1,0 +1,106 @@
+"""Runtime configuration, parsed once from the environment at cold start.
+
+Handlers call `RuntimeSettings.from_environ(os.environ)` once (cached) and pass the settings
+down; logic never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from hemera.definitions import API_KEYS_TABLE, EXPORTS_BUCKET, QUARANTINE_BUCKET, RAW_BUCKET, READINGS_TABLE
+
+
+class AwsMode(StrEnum):
+    AWS = "aws"  # real AWS: default endpoints and credentials
+    LOCAL = "local"  # the local cloud: one moto server endpoint for every service
+    LOCALSTACK = "localstack"  # a LocalStack endpoint (through localstack-client)
+
+
+class AwsTarget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: AwsMode = AwsMode.AWS
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> AwsTarget:
+        if self.mode is AwsMode.LOCAL and not self.endpoint_url:
+            raise ValueError("HEMERA_AWS_MODE=local needs HEMERA_AWS_ENDPOINT (the moto server URL)")
+        return self
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> AwsTarget:
+        return cls(
+            mode=AwsMode(env.get("HEMERA_AWS_MODE", "aws")),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("HEMERA_AWS_ENDPOINT") or None,
+        )
+
+    def environ(self) -> dict[str, str]:
+        """The environment variables that select this target (for child processes)."""
+        env = {
+            "HEMERA_AWS_MODE": self.mode.value,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+        if self.endpoint_url:
+            env["HEMERA_AWS_ENDPOINT"] = self.endpoint_url
+        return env
+
+
+class RuntimeSettings(BaseModel):
+    """What every function needs: where AWS is and the physical names of the resources."""
+
+    model_config = ConfigDict(frozen=True)
+
+    aws: AwsTarget
+    readings_table: str
+    api_keys_table: str
+    raw_bucket: str
+    quarantine_bucket: str
+    exports_bucket: str
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> RuntimeSettings:
+        missing = [
+            d.env_var
+            for d in (READINGS_TABLE, API_KEYS_TABLE, RAW_BUCKET, QUARANTINE_BUCKET, EXPORTS_BUCKET)
+            if not env.get(d.env_var)
+        ]
+        if missing:
+            raise ValueError(f"missing environment variables: {', '.join(missing)}")
+        return cls(
+            aws=AwsTarget.from_environ(env),
+            readings_table=env[READINGS_TABLE.env_var],
+            api_keys_table=env[API_KEYS_TABLE.env_var],
+            raw_bucket=env[RAW_BUCKET.env_var],
+            quarantine_bucket=env[QUARANTINE_BUCKET.env_var],
+            exports_bucket=env[EXPORTS_BUCKET.env_var],
+        )
+
+    @classmethod
+    def local(cls, aws: AwsTarget) -> RuntimeSettings:
+        """Settings of the local cloud, whose resources carry their definitions' local names."""
+        return cls(
+            aws=aws,
+            readings_table=READINGS_TABLE.local_name,
+            api_keys_table=API_KEYS_TABLE.local_name,
+            raw_bucket=RAW_BUCKET.local_name,
+            quarantine_bucket=QUARANTINE_BUCKET.local_name,
+            exports_bucket=EXPORTS_BUCKET.local_name,
+        )
+
+    def environ(self) -> dict[str, str]:
+        return {
+            **self.aws.environ(),
+            READINGS_TABLE.env_var: self.readings_table,
+            API_KEYS_TABLE.env_var: self.api_keys_table,
+            RAW_BUCKET.env_var: self.raw_bucket,
+            QUARANTINE_BUCKET.env_var: self.quarantine_bucket,
+            EXPORTS_BUCKET.env_var: self.exports_bucket,
+        }

@@ -1,0 +1,44 @@
+"""The small cached factory that picks adapters for a runtime: AWS/local cloud or in-memory."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from hemera import aws
+from hemera.adapters.dynamodb import (
+    DynamoApiKeys,
+    DynamoReadingStore,
+    DynamoRegistry,
+    api_key_model,
+    readings_models,
+)
+from hemera.adapters.s3 import S3Quarantine, S3RawArchive
+from hemera.config import RuntimeSettings
+from hemera.services.access import PortalPorts
+from hemera.services.ingest import IngestPorts
+
+
+def _readings(settings: RuntimeSettings) -> tuple[DynamoReadingStore, DynamoRegistry]:
+    models = readings_models(
+        settings.readings_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb")
+    )
+    return DynamoReadingStore(models), DynamoRegistry(models)
+
+
+@cache
+def ingest_ports(settings: RuntimeSettings) -> IngestPorts:
+    store, registry = _readings(settings)
+    s3 = aws.client(settings.aws, "s3")
+    return IngestPorts(
+        store=store,
+        registry=registry,
+        archive=S3RawArchive(s3, settings.raw_bucket),
+        quarantine=S3Quarantine(s3, settings.quarantine_bucket),
+    )
+
+
+@cache
+def portal_ports(settings: RuntimeSettings) -> PortalPorts:
+    store, registry = _readings(settings)
+    keys = api_key_model(settings.api_keys_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb"))
+    return PortalPorts(keys=DynamoApiKeys(keys), registry=registry, store=store)
