@@ -1,8 +1,8 @@
 """translate: SQS batch of device messages (from the telemetry topic rule) → canonical intervals.
 
-Thin entry point: parse each record, call the ingest service, shape the partial-batch response.
-Rejected messages are quarantined (and count as handled); transient errors fail only their record,
-which SQS delivers again and finally moves to the DLQ.
+Thin entry point: unwrap each record, call the ingest service, shape the partial-batch response.
+Rejected messages are quarantined under their tenant (and count as handled); transient errors fail
+only their record, which SQS delivers again and finally moves to the DLQ.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hemera.services.ingest import (
     ingest_message,
     quarantine_message,
     topic_tenant,
+    unwrap_rule_message,
 )
 from hemera.wiring import ingest_ports
 
@@ -41,21 +42,32 @@ def _received_at(record: SQSRecord) -> datetime:
     return datetime.fromtimestamp(int(sent_ms) / 1000, tz=UTC) if sent_ms else datetime.now(UTC)
 
 
+def _quarantine(record: SQSRecord, message: DeviceMessage | None, error: RejectedMessage) -> dict[str, Any]:
+    original = message.payload if message else record.body.encode()
+    topic = message.topic if message else None
+    where = quarantine_message(
+        record.message_id, original, topic, _received_at(record), error, _ports().quarantine
+    )
+    logger.warning("message quarantined", extra={"reason": error.reason, "detail": str(error), "key": where})
+    metrics.add_metric(name="MessagesQuarantined", unit="Count", value=1)
+    return {"quarantined": error.reason}
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    message = DeviceMessage(record.message_id, record.body.encode(), _received_at(record))
-    tenant_id, _ = topic_tenant(message.body, TELEMETRY_RULE.topic_attribute)
-    logger.append_keys(tenant=tenant_id, correlation_id=record.message_id)
-    ports = _ports()
+    message: DeviceMessage | None = None
     try:
-        outcome = ingest_message(message, ports, TELEMETRY_RULE.topic_attribute)
-    except RejectedMessage as error:
-        where = quarantine_message(message, error, ports.quarantine, TELEMETRY_RULE.topic_attribute)
-        logger.warning(
-            "message quarantined", extra={"reason": error.reason, "detail": str(error), "key": where}
+        message = unwrap_rule_message(
+            record.message_id,
+            record.body,
+            _received_at(record),
+            TELEMETRY_RULE.payload_attribute,
+            TELEMETRY_RULE.topic_attribute,
         )
-        metrics.add_metric(name="MessagesQuarantined", unit="Count", value=1)
-        return {"quarantined": error.reason}
+        logger.append_keys(tenant=topic_tenant(message.topic), correlation_id=record.message_id)
+        outcome = ingest_message(message, _ports())
+    except RejectedMessage as error:
+        return _quarantine(record, message, error)
     logger.info(
         "envelope ingested",
         extra={

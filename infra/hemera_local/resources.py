@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 
@@ -22,17 +23,21 @@ def _create_table(ddb: object, table: TableDef) -> None:
     if table.sort_key:
         keys.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
         attrs.append({"AttributeName": table.sort_key, "AttributeType": "S"})
-    try:
+    with contextlib.suppress(ddb.exceptions.ResourceInUseException):  # type: ignore[attr-defined]
+        # idempotent: an existing table is kept
         ddb.create_table(  # type: ignore[attr-defined]
-            TableName=table.local_name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST"
+            TableName=table.local_name,
+            KeySchema=keys,
+            AttributeDefinitions=attrs,
+            BillingMode="PAY_PER_REQUEST",
         )
-    except ddb.exceptions.ResourceInUseException:  # type: ignore[attr-defined]
-        pass  # idempotent: already there
 
 
 def _create_queue(sqs: object, queue: QueueDef) -> QueueUrls:
     dlq_url = sqs.create_queue(QueueName=queue.dlq_local_name)["QueueUrl"]  # type: ignore[attr-defined]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]  # type: ignore[attr-defined]
     url = sqs.create_queue(  # type: ignore[attr-defined]
         QueueName=queue.local_name,
         Attributes={

@@ -53,30 +53,39 @@ class FunctionDef:
     timeout_s: int = 60
 
     @property
-    def import_path(self) -> str:
-        """Dotted path of the handler when the repository root is on sys.path (local cloud)."""
-        module, attr = self.handler.rsplit(".", 1)
-        return f"functions.{self.code_dir}.{module}:{attr}"
+    def module_file(self) -> str:
+        """The handler's file, relative to `functions/` (Lambda's code root is `code_dir`)."""
+        return f"{self.code_dir}/{self.handler.rsplit('.', 1)[0]}.py"
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
 
 
 @dataclass(frozen=True, slots=True)
 class TopicRule:
     """An IoT Core topic rule that forwards device messages to an SQS queue.
 
-    The rule adds the MQTT topic to the JSON payload (`topic() AS mqtt_topic`): the topic is the
-    device's authenticated identity (the IoT policy/ACL only lets a device publish under its own
-    `hemera/<tenant>/<device>/`), so the handler trusts the topic, not the payload, for tenancy.
+    The rule wraps every message as `{"payload": <base64 of the device's bytes>, "mqtt_topic":
+    <topic>}`: base64 so that even a payload that is not JSON reaches the handler (and its
+    tenant's quarantine) intact, and the topic because it is the device's authenticated identity
+    (the IoT policy/ACL only lets a device publish under its own `hemera/<tenant>/<device>/`), so
+    the handler trusts the topic, not the payload, for tenancy.
     """
 
     name: str
     topic_filter: str
     queue: QueueDef
     function: FunctionDef
+    payload_attribute: str = "payload"
     topic_attribute: str = "mqtt_topic"
 
     @property
     def sql(self) -> str:
-        return f"SELECT *, topic() AS {self.topic_attribute} FROM '{self.topic_filter}'"
+        return (
+            f"SELECT encode(*, 'base64') AS {self.payload_attribute}, topic() AS {self.topic_attribute} "
+            f"FROM '{self.topic_filter}'"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from hemera.domain.errors import InvalidQuery, MeterNotFound, TenantNotFound, Unauthenticated
 from hemera.domain.readings import Channel, IntervalReading
@@ -79,7 +79,7 @@ def load_profile(
         raise InvalidQuery("from and to need a UTC offset, e.g. 2026-11-20T00:00:00-03:00")
     if end <= start:
         raise InvalidQuery("to must be after from")
-    if (end - start).days > MAX_RANGE_DAYS:
+    if end.astimezone(UTC) - start.astimezone(UTC) > timedelta(days=MAX_RANGE_DAYS):
         raise InvalidQuery(f"a request spans at most {MAX_RANGE_DAYS} days")
     tenant = ports.registry.get_tenant(ctx)
     if tenant is None:

@@ -7,9 +7,11 @@ A message that cannot be accepted raises a `RejectedMessage`; the caller quarant
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from hemera.domain.envelope import Envelope, FrameKind, Protocol, parse_envelope
 from hemera.domain.errors import (
@@ -29,11 +31,30 @@ from hemera.ports import MergeStats, Quarantine, QuarantineRecord, RawArchive, R
 
 @dataclass(frozen=True, slots=True)
 class DeviceMessage:
-    """A message as the topic rule delivers it: the payload plus the topic it was published on."""
+    """What a device published, as the topic rule delivers it: its bytes and the topic."""
 
     message_id: str
-    body: bytes
+    payload: bytes
+    topic: str
     received_at: datetime
+
+
+def unwrap_rule_message(
+    message_id: str, body: str, received_at: datetime, payload_attribute: str, topic_attribute: str
+) -> DeviceMessage:
+    """Undo the topic rule's wrapping (`{"payload": base64, "mqtt_topic": topic}`).
+
+    A body that is not such a wrapper did not come through the rule; it is rejected whole.
+    """
+    try:
+        document = json.loads(body)
+        payload = base64.b64decode(document[payload_attribute], validate=True)
+        topic = document[topic_attribute]
+        if not isinstance(topic, str):
+            raise TypeError(topic_attribute)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise MalformedEnvelope(f"not a topic-rule message: {exc!r}") from exc
+    return DeviceMessage(message_id, payload, topic, received_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,30 +76,12 @@ class IngestOutcome:
     archive_key: str
 
 
-def split_rule_payload(body: bytes, topic_attribute: str) -> tuple[dict[str, object], str]:
-    """Separate the topic the rule added (`topic() AS mqtt_topic`) from the device's document."""
+def topic_tenant(topic: str | None) -> str | None:
+    """The tenant a topic belongs to, or None for a topic that is not a device topic."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEnvelope(f"not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise MalformedEnvelope("envelope is not a JSON object")
-    topic = document.pop(topic_attribute, None)
-    if not isinstance(topic, str):
-        raise MalformedEnvelope(f"the topic rule did not add {topic_attribute!r}")
-    return document, topic
-
-
-def topic_tenant(body: bytes, topic_attribute: str) -> tuple[str | None, str | None]:
-    """Best-effort (tenant, topic) of a rejected message, to file it under the right tenant."""
-    try:
-        document = json.loads(body)
-        topic = document.get(topic_attribute) if isinstance(document, dict) else None
-        if isinstance(topic, str):
-            return parse_device_topic(topic)[0], topic
-    except Exception:
-        pass
-    return None, None
+        return parse_device_topic(topic)[0] if topic else None
+    except ValueError:
+        return None
 
 
 def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
@@ -98,14 +101,13 @@ def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     return readings
 
 
-def ingest_message(message: DeviceMessage, ports: IngestPorts, topic_attribute: str) -> IngestOutcome:
+def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
     """Validate, attribute, translate, archive and store one device message."""
-    document, topic = split_rule_payload(message.body, topic_attribute)
     try:
-        tenant_id, device_id, _ = parse_device_topic(topic)
+        tenant_id, device_id, _ = parse_device_topic(message.topic)
     except ValueError as exc:
         raise MalformedEnvelope(str(exc)) from exc
-    envelope = parse_envelope(document)
+    envelope = parse_envelope(message.payload)
     # The topic is the device's authenticated identity; the payload's claim must agree with it.
     if (envelope.tenant, envelope.device) != (tenant_id, device_id):
         raise TopicMismatch(
@@ -131,18 +133,22 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts, topic_attribute: 
 
 
 def quarantine_message(
-    message: DeviceMessage, error: RejectedMessage, quarantine: Quarantine, topic_attribute: str
+    message_id: str,
+    original: bytes,
+    topic: str | None,
+    received_at: datetime,
+    error: RejectedMessage,
+    quarantine: Quarantine,
 ) -> str:
-    """File a rejected message, with its reason and original bytes, under its tenant."""
-    tenant_id, topic = topic_tenant(message.body, topic_attribute)
+    """File a rejected message, with its reason and original bytes, under its topic's tenant."""
     return quarantine.put(
         QuarantineRecord(
-            tenant_id=tenant_id,
+            tenant_id=topic_tenant(topic),
             reason=error.reason,
             detail=str(error),
             topic=topic,
-            message_id=message.message_id,
-            received_at=message.received_at or datetime.now(UTC),
-            original=message.body,
+            message_id=message_id,
+            received_at=received_at,
+            original=original,
         )
     )

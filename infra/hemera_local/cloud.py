@@ -1,0 +1,302 @@
+"""The local cloud: moto server + mosquitto (mTLS) + rules bridge + scheduler + `chalice local`.
+
+`LocalCloud.start()` brings it all up on 127.0.0.1 (free ports unless given), creates the
+resources from `hemera.definitions`, registers the tenants from `tenants/`, and records what it
+started in `<state_dir>/local.json` so `hemera local down` can stop it by process id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from hemera.config import AwsMode, AwsTarget, RuntimeSettings
+from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef
+from hemera.domain.tenancy import thing_name
+from hemera.services.access import issue_api_key
+from hemera.services.onboarding import register_tenant
+from hemera.tenants import TenantDefinition, load_tenant_dir
+from hemera.wiring import ingest_ports, portal_ports
+from moto.server import ThreadedMotoServer
+
+from hemera_local.bridge import LambdaContext, RulesBridge, load_handler
+from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port, wait_for_port
+from hemera_local.pki import CertPaths, LocalPki
+from hemera_local.resources import create_resources
+from hemera_local.scheduler import LocalScheduler
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_FILE = "local.json"
+
+# Environment of every handler the local cloud runs (in-process or under `chalice local`).
+_LOCAL_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "Hemera",
+    "POWERTOOLS_DEV": "false",
+}
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "hemera-local", "AWS_SECRET_ACCESS_KEY": "hemera-local"}
+
+
+@dataclass
+class LocalCloudState:
+    pid: int
+    moto_url: str
+    mqtt_host: str
+    mqtt_port: int
+    api_url: str | None
+    ca_file: str
+    children: dict[str, int] = field(default_factory=dict)
+
+    def write(self, state_dir: Path) -> None:
+        (state_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, state_dir: Path) -> LocalCloudState | None:
+        path = state_dir / STATE_FILE
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+@dataclass
+class LocalCloudConfig:
+    state_dir: Path = REPO_ROOT / ".hemera"
+    tenants_dir: Path = REPO_ROOT / "tenants"
+    moto_port: int = 0
+    mqtt_port: int = 0
+    api_port: int = 0
+    with_api: bool = True
+    speed: float = 1.0
+    region: str = "us-east-1"
+
+
+class LocalCloud:
+    def __init__(self, config: LocalCloudConfig) -> None:
+        self.config = config
+        self.state_dir = config.state_dir
+        self.pki = LocalPki(config.state_dir / "pki")
+        self.tenants: dict[str, TenantDefinition] = {}
+        self._moto: ThreadedMotoServer | None = None
+        self._broker: Mosquitto | None = None
+        self._bridge: RulesBridge | None = None
+        self._scheduler: LocalScheduler | None = None
+        self._api: subprocess.Popen[bytes] | None = None
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self.target: AwsTarget | None = None
+        self.settings: RuntimeSettings | None = None
+        self.mqtt_port = 0
+        self.api_url: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LocalCloud:
+        cfg = self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for key, value in _FAKE_CREDENTIALS.items():
+            os.environ.setdefault(key, value)
+        tenants = load_tenant_dir(cfg.tenants_dir)
+
+        # werkzeug logs every moto request on stderr; keep the console for what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto_port = cfg.moto_port or free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto.start()
+        wait_for_port(moto_port)
+        self.target = AwsTarget(
+            mode=AwsMode.LOCAL, region=cfg.region, endpoint_url=f"http://127.0.0.1:{moto_port}"
+        )
+        queues = create_resources(self.target)
+        self.settings = RuntimeSettings.local(self.target)
+        # The in-process handlers read their settings from the environment, as in Lambda.
+        os.environ.update({**self.settings.environ(), **_LOCAL_ENV})
+
+        self.mqtt_port = cfg.mqtt_port or free_port()
+        self._broker = Mosquitto(self.state_dir / "broker", self.pki, self.mqtt_port, acl_text(tenants))
+        self._broker.start()
+        for tenant in tenants:
+            self.apply_tenant(tenant)
+
+        self._bridge = RulesBridge(
+            self.target,
+            TOPIC_RULES,
+            {name: urls.queue for name, urls in queues.items()},
+            self.mqtt_port,
+            self.pki.client(BRIDGE_IDENTITY),
+            BRIDGE_IDENTITY,
+        )
+        self._bridge.start()
+        self._scheduler = LocalScheduler(SCHEDULES, self._invoke_schedule, speed=cfg.speed)
+        self._scheduler.start()
+        if cfg.with_api:
+            self._start_api()
+        self._write_state()
+        return self
+
+    def stop(self) -> None:
+        for name, child in reversed(list(self._children.items())):
+            _terminate(child, name)
+        self._children.clear()
+        if self._api:
+            _terminate(self._api, "chalice local")
+            self._api = None
+        if self._scheduler:
+            self._scheduler.stop()
+        if self._bridge:
+            self._bridge.stop()
+        if self._broker:
+            self._broker.stop()
+        if self._moto:
+            self._moto.stop()
+        (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # --- tenants, devices, keys ----------------------------------------------------------------
+    def apply_tenant(self, tenant: TenantDefinition) -> None:
+        """Register a tenant's meters, give each RTU a certificate and let the broker know it."""
+        assert self.settings and self._broker
+        register_tenant(ingest_ports(self.settings).registry, tenant)
+        for rtu in tenant.rtus:
+            self.pki.client(thing_name(tenant.id, rtu.id))
+        self.tenants[tenant.id] = tenant
+        self._broker.update_acl(acl_text(self.tenants.values()))
+
+    def device_credentials(self, tenant_id: str, device_id: str) -> CertPaths:
+        return self.pki.client(thing_name(tenant_id, device_id))
+
+    def issue_api_key(self, tenant_id: str, name: str) -> str:
+        assert self.settings
+        return issue_api_key(portal_ports(self.settings).keys, tenant_id, name)
+
+    @property
+    def bridge(self) -> RulesBridge:
+        assert self._bridge
+        return self._bridge
+
+    @property
+    def broker(self) -> Mosquitto:
+        assert self._broker
+        return self._broker
+
+    # --- children ------------------------------------------------------------------------------
+    def spawn(self, name: str, argv: list[str], log_name: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a child process (simulator, agent) that `stop()` and `hemera local down` end."""
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        log = (self.state_dir / "logs" / (log_name or f"{name}.log")).open("ab")
+        child = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=self.child_env(), cwd=REPO_ROOT
+        )
+        self._children[name] = child
+        self._write_state()
+        return child
+
+    def child_env(self) -> dict[str, str]:
+        assert self.settings
+        return {**os.environ, **self.settings.environ(), **_LOCAL_ENV}
+
+    def _start_api(self) -> None:
+        port = self.config.api_port or free_port()
+        chalice = Path(sys.executable).with_name("chalice")
+        argv = [
+            str(chalice),
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--stage",
+            "local",
+            "--no-autoreload",
+        ]
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        log = (self.state_dir / "logs" / "portal-api.log").open("ab")
+        self._api = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT / "functions" / PORTAL_API_DIR,
+            env=self.child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.api_url = f"http://127.0.0.1:{port}"
+        wait_for_port(port, timeout_s=30)
+        _wait_healthy(f"{self.api_url}/v1/health")
+
+    def _invoke_schedule(self, schedule: ScheduleDef, event: dict[str, Any]) -> None:
+        load_handler(schedule.function)(event, LambdaContext(schedule.function.name))
+
+    def _write_state(self) -> None:
+        assert self.target and self.target.endpoint_url
+        children = {name: c.pid for name, c in self._children.items()}
+        if self._api:
+            children["portal-api"] = self._api.pid
+        if self._broker and self._broker.process:
+            children["mosquitto"] = self._broker.process.pid
+        LocalCloudState(
+            pid=os.getpid(),
+            moto_url=self.target.endpoint_url,
+            mqtt_host="127.0.0.1",
+            mqtt_port=self.mqtt_port,
+            api_url=self.api_url,
+            ca_file=str(self.pki.ca_cert),
+            children=children,
+        ).write(self.state_dir)
+
+
+def _wait_healthy(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def stop_recorded(state_dir: Path) -> list[str]:
+    """`hemera local down`: stop a local cloud started elsewhere, by the process ids it recorded."""
+    state = LocalCloudState.read(state_dir)
+    if state is None:
+        return []
+    stopped = []
+    for name, pid in [("local cloud", state.pid), *state.children.items()]:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(f"{name} ({pid})")
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(state.pid):
+        time.sleep(0.2)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
