@@ -43,6 +43,10 @@ def _ports() -> PortalPorts:
     return portal_ports(RuntimeSettings.from_environ(os.environ))
 
 
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
 def problem(status: int, title: str, detail: str, type_: str = "about:blank") -> Response:
     body = {"type": type_, "title": title, "status": status, "detail": detail}
     return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": PROBLEM_JSON})
@@ -82,7 +86,7 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
 
 @app.route("/v1/health", methods=["GET"])
 def health() -> Response:
-    return Response(body={"status": "ok"}, status_code=200)
+    return json_response({"status": "ok"})
 
 
 def parse_instant(value: str, zone: ZoneInfo, name: str) -> datetime:
@@ -147,4 +151,4 @@ def get_load_profile(ctx: TenantContext, meter_id: str) -> Response:
     start = parse_instant(query["from"], tenant.zone, "from")
     end = parse_instant(query["to"], tenant.zone, "to") if "to" in query else start + timedelta(days=1)
     profile = load_profile(ports, ctx, meter_id, query.get("channel", "active_import"), start, end)
-    return Response(body=load_profile_document(profile), status_code=200)
+    return json_response(load_profile_document(profile))

@@ -52,7 +52,9 @@ class UnknownMeter(RejectedMessage):
 
 
 # --- access ------------------------------------------------------------------------------------
-class InvalidTenantId(HemeraError):
+class InvalidTenantId(HemeraError, ValueError):
+    """An id that cannot be embedded in keys, prefixes and topics (a ValueError for validators)."""
+
     reason = "invalid_tenant_id"
 
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hemera.domain.errors import InvalidQuery, MeterNotFound, TenantNotFound, Unauthenticated
+from hemera.domain.errors import InvalidQuery, InvalidTenantId, MeterNotFound, TenantNotFound, Unauthenticated
 from hemera.domain.readings import Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.tenancy import TenantContext
@@ -50,7 +50,7 @@ def owned_meter(registry: Registry, ctx: TenantContext, meter_id: str) -> Meter:
     """The caller's tenant's meter, or MeterNotFound (also for another tenant's meter)."""
     try:
         meter = registry.get_meter(ctx, meter_id)
-    except ValueError as exc:  # an id that cannot be a key is simply not found
+    except InvalidTenantId as exc:  # an id that cannot be a key is simply not found
         raise MeterNotFound(f"meter {meter_id!r} not found") from exc
     if meter is None:
         raise MeterNotFound(f"meter {meter_id!r} not found")

@@ -1,0 +1,110 @@
+"""`hemera`: the platform engineer's command line (local cloud and demo)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hemera_local.cloud import REPO_ROOT, LocalCloud, LocalCloudConfig, LocalCloudState, stop_recorded
+
+app = typer.Typer(help="Hemera Cloud: the offline local cloud and the demo.", no_args_is_help=True)
+local = typer.Typer(help="The local cloud: moto, mosquitto (mTLS), rules bridge, scheduler, portal API.")
+app.add_typer(local, name="local")
+console = Console()
+
+StateDir = Annotated[Path, typer.Option(help="Where state, certificates and logs live.")]
+TenantsDir = Annotated[Path, typer.Option(help="Tenant definitions to register.")]
+Port = Annotated[int, typer.Option(help="0 = any free port.")]
+
+
+def wait_for_shutdown() -> None:
+    """Block until Ctrl-C or SIGTERM (`hemera local down`)."""
+    stop = threading.Event()
+
+    def _handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+    while not stop.wait(0.5):
+        pass
+
+
+def status_table(cloud: LocalCloud) -> Table:
+    assert cloud.target
+    table = Table(title="Hemera local cloud", show_header=False)
+    table.add_row("AWS APIs (moto)", str(cloud.target.endpoint_url))
+    table.add_row("MQTT (mTLS)", f"127.0.0.1:{cloud.mqtt_port}  CA {cloud.pki.ca_cert}")
+    table.add_row("Portal API", str(cloud.api_url))
+    table.add_row("Tenants", ", ".join(sorted(cloud.tenants)))
+    table.add_row("State", str(cloud.state_dir))
+    return table
+
+
+@local.command("up")
+def local_up(
+    state_dir: StateDir = REPO_ROOT / ".hemera",
+    tenants_dir: TenantsDir = REPO_ROOT / "tenants",
+    moto_port: Port = 0,
+    mqtt_port: Port = 0,
+    api_port: Port = 8000,
+) -> None:
+    """Start the local cloud and keep it in the foreground until Ctrl-C."""
+    config = LocalCloudConfig(
+        state_dir=state_dir, tenants_dir=tenants_dir, moto_port=moto_port, mqtt_port=mqtt_port, api_port=api_port
+    )
+    cloud = LocalCloud(config)
+    with console.status("starting the local cloud…"):
+        cloud.start()
+    try:
+        console.print(status_table(cloud))
+        console.print("Ctrl-C or [bold]hemera local down[/] stops it.")
+        wait_for_shutdown()
+    finally:
+        with console.status("stopping…"):
+            cloud.stop()
+
+
+@local.command("down")
+def local_down(state_dir: StateDir = REPO_ROOT / ".hemera") -> None:
+    """Stop a local cloud (and demo) started by `hemera local up` or `hemera demo`."""
+    stopped = stop_recorded(state_dir)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "no local cloud is running")
+
+
+@local.command("status")
+def local_status(state_dir: StateDir = REPO_ROOT / ".hemera") -> None:
+    """Print what the running local cloud recorded (endpoints, process ids)."""
+    state = LocalCloudState.read(state_dir)
+    if state is None:
+        console.print("no local cloud is running")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(state.__dict__))
+
+
+@app.command("demo")
+def demo(
+    state_dir: StateDir = REPO_ROOT / ".hemera",
+    tenants_dir: TenantsDir = REPO_ROOT / "tenants",
+    api_port: Port = 8000,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second until caught up.")] = 2000.0,
+    exit_when_ready: Annotated[bool, typer.Option(help="Stop once demo.json is written (for scripts).")] = False,
+) -> None:
+    """The local cloud plus the demo tenants' simulated meters and RTU agents."""
+    from hemera_local.demo import Demo
+
+    config = LocalCloudConfig(state_dir=state_dir, tenants_dir=tenants_dir, api_port=api_port, speed=speed)
+    with Demo(config, console) as running:
+        running.wait_until_ready()
+        running.report()
+        if not exit_when_ready:
+            console.print("Ctrl-C or [bold]hemera local down[/] stops the demo.")
+            wait_for_shutdown()

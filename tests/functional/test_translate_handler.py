@@ -1,0 +1,116 @@
+"""The translate function on moto: Lambda-shaped SQS events in, stored intervals and quarantine out."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hemera.definitions import TRANSLATE_FUNCTION
+from hemera.domain.readings import Channel
+from hemera.domain.tenancy import TenantContext
+from hemera.wiring import ingest_ports
+from hemera_local.bridge import LambdaContext, load_handler
+
+from tests.builders import as_sqs_record, hx300_envelope
+
+TOPIC = "hemera/sul-energia/rtu-poa-01/up/telemetry"
+DAY = datetime(2026, 11, 20, 3, tzinfo=UTC)  # local midnight in São Paulo
+WH = [1000 + i for i in range(96)]
+
+
+def invoke(*records: dict) -> dict:
+    handler = load_handler(TRANSLATE_FUNCTION)
+    return handler({"Records": list(records)}, LambdaContext("translate"))
+
+
+def stored(settings, meter="sul-m-1001", tenant="sul-energia"):
+    return ingest_ports(settings).store.load_profile(
+        TenantContext(tenant), meter, Channel.ACTIVE_IMPORT, DAY, DAY.replace(day=21)
+    )
+
+
+def quarantined(settings, tenant):
+    return list(ingest_ports(settings).quarantine.list(tenant))
+
+
+def test_a_day_of_intervals_is_stored_with_exact_values(moto_cloud):
+    envelope = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH)
+    response = invoke(as_sqs_record("m1", envelope.to_json(), TOPIC))
+    assert response == {"batchItemFailures": []}
+    intervals = stored(moto_cloud)
+    assert len(intervals) == 96
+    assert [int(r.value * 1000) for r in intervals] == WH
+    assert intervals[0].start == DAY
+
+
+def test_redelivery_has_no_further_effect(moto_cloud):
+    body = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH).to_json()
+    invoke(as_sqs_record("m1", body, TOPIC))
+    invoke(as_sqs_record("m1", body, TOPIC), as_sqs_record("m2", body, TOPIC))
+    intervals = stored(moto_cloud)
+    assert len(intervals) == 96 and sum(int(r.value * 1000) for r in intervals) == sum(WH)
+
+
+def test_the_raw_envelope_is_archived_under_the_tenant(moto_cloud):
+    from hemera import aws
+
+    body = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:11], seq=42).to_json()
+    invoke(as_sqs_record("m1", body, TOPIC))
+    s3 = aws.client(moto_cloud.aws, "s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=moto_cloud.raw_bucket)["Contents"]]
+    assert (
+        len(keys) == 1
+        and keys[0].startswith("tenants/sul-energia/raw/")
+        and keys[0].endswith("/000000000042.json")
+    )
+    archived = s3.get_object(Bucket=moto_cloud.raw_bucket, Key=keys[0])["Body"].read()
+    assert json.loads(archived)["seq"] == 42
+
+
+@pytest.mark.parametrize(
+    ("payload", "topic", "reason"),
+    [
+        (b"\x00\xffgarbage", TOPIC, "malformed_envelope"),
+        (
+            hx300_envelope("coastal-power", "rtu-syd-01", "cp-m-2001", DAY, WH[:3]).to_json(),
+            TOPIC,
+            "topic_mismatch",
+        ),
+        (
+            hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-9999", DAY, WH[:3]).to_json(),
+            TOPIC,
+            "unknown_meter",
+        ),
+    ],
+)
+def test_bad_messages_are_quarantined_under_their_tenant_and_the_batch_goes_on(
+    moto_cloud, payload, topic, reason
+):
+    good = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH).to_json()
+    response = invoke(as_sqs_record("bad", payload, topic), as_sqs_record("good", good, TOPIC))
+    assert response == {"batchItemFailures": []}
+    records = quarantined(moto_cloud, "sul-energia")
+    assert [(r.reason, r.message_id, r.original) for r in records] == [(reason, "bad", payload)]
+    assert len(stored(moto_cloud)) == 96
+
+
+def test_an_undecodable_frame_is_quarantined_with_the_reason(moto_cloud):
+    envelope = json.loads(hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:11]).to_json())
+    envelope["frames"][0]["count"] = 120
+    envelope["frames"][0]["data"] = envelope["frames"][0]["data"][:480]
+    invoke(as_sqs_record("bad", json.dumps(envelope).encode(), TOPIC))
+    (record,) = quarantined(moto_cloud, "sul-energia")
+    assert record.reason == "malformed_frame" and "11-register records" in record.detail
+
+
+def test_a_transient_failure_fails_only_its_record(moto_cloud):
+    from hemera import aws
+
+    good = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH).to_json()
+    aws.client(moto_cloud.aws, "dynamodb").delete_table(TableName=moto_cloud.readings_table)
+    response = invoke(as_sqs_record("m1", good, TOPIC), as_sqs_record("m2", b"not json", TOPIC))
+    # m1 cannot be stored (the table is gone): retried by SQS, then the DLQ. m2 is bad input:
+    # quarantined, so it counts as handled.
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert [r.reason for r in quarantined(moto_cloud, "sul-energia")] == ["malformed_envelope"]

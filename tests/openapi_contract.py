@@ -1,0 +1,32 @@
+"""Checks an HTTP exchange against `api_spec/openapi.yaml` with openapi-core (request and response)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import requests
+from openapi_core import Config, OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+SPEC = Path(__file__).resolve().parents[1] / "api_spec" / "openapi.yaml"
+
+
+@cache
+def openapi() -> OpenAPI:
+    # RFC 9457 problem documents are JSON; openapi-core only knows `application/json` by name.
+    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    return OpenAPI.from_file_path(str(SPEC), config=config)
+
+
+def assert_conforms(
+    url: str, headers: dict[str, str], status: int, response_headers: dict[str, str], body: bytes
+) -> None:
+    """Raise if the GET request or its response does not match the contract."""
+    request = requests.Request("GET", url, headers=headers)
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(response_headers)
+    response._content = body
+    openapi().validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response))
