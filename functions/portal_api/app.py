@@ -17,7 +17,7 @@ from functools import cache, wraps
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chalice import Chalice, Response
+from chalice.app import Chalice, Request, Response
 from hemera.config import RuntimeSettings
 from hemera.domain.errors import HemeraError, InvalidQuery, MeterNotFound, TenantNotFound, Unauthenticated
 from hemera.domain.readings import CHANNEL_UNITS
@@ -59,8 +59,14 @@ def _problem_for(error: HemeraError) -> Response:
     raise error
 
 
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while handling a request"
+    return request
+
+
 def _correlation_id() -> str:
-    context = app.current_request.context or {}
+    context = _request().context or {}
     return str(context.get("requestId", ""))
 
 
@@ -71,7 +77,7 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
         @wraps(view)
         def handle(**params: str) -> Response:
             try:
-                api_key = app.current_request.headers.get("x-api-key")
+                api_key = _request().headers.get("x-api-key")
                 ctx = authenticate(_ports().keys, api_key, _correlation_id())
                 logger.append_keys(tenant=ctx.tenant_id, correlation_id=ctx.correlation_id)
                 return view(ctx, **params)
@@ -141,7 +147,7 @@ def load_profile_document(profile: LoadProfile) -> dict[str, Any]:
 
 @portal_route("/v1/meters/{meter_id}/load-profile")
 def get_load_profile(ctx: TenantContext, meter_id: str) -> Response:
-    query = app.current_request.query_params or {}
+    query: dict[str, str] = _request().query_params or {}
     ports = _ports()
     tenant = ports.registry.get_tenant(ctx)
     if tenant is None:

@@ -59,7 +59,11 @@ def local_up(
 ) -> None:
     """Start the local cloud and keep it in the foreground until Ctrl-C."""
     config = LocalCloudConfig(
-        state_dir=state_dir, tenants_dir=tenants_dir, moto_port=moto_port, mqtt_port=mqtt_port, api_port=api_port
+        state_dir=state_dir,
+        tenants_dir=tenants_dir,
+        moto_port=moto_port,
+        mqtt_port=mqtt_port,
+        api_port=api_port,
     )
     cloud = LocalCloud(config)
     with console.status("starting the local cloud…"):
@@ -96,7 +100,9 @@ def demo(
     tenants_dir: TenantsDir = REPO_ROOT / "tenants",
     api_port: Port = 8000,
     speed: Annotated[float, typer.Option(help="Simulated seconds per wall second until caught up.")] = 2000.0,
-    exit_when_ready: Annotated[bool, typer.Option(help="Stop once demo.json is written (for scripts).")] = False,
+    exit_when_ready: Annotated[
+        bool, typer.Option(help="Stop once demo.json is written (for scripts).")
+    ] = False,
 ) -> None:
     """The local cloud plus the demo tenants' simulated meters and RTU agents."""
     from hemera_local.demo import Demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from hemera import aws
 from hemera.config import AwsTarget, RuntimeSettings
@@ -17,15 +18,15 @@ class QueueUrls:
     dlq: str
 
 
-def _create_table(ddb: object, table: TableDef) -> None:
+def _create_table(ddb: Any, table: TableDef) -> None:
     keys = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
     attrs = [{"AttributeName": table.partition_key, "AttributeType": "S"}]
     if table.sort_key:
         keys.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
         attrs.append({"AttributeName": table.sort_key, "AttributeType": "S"})
-    with contextlib.suppress(ddb.exceptions.ResourceInUseException):  # type: ignore[attr-defined]
+    with contextlib.suppress(ddb.exceptions.ResourceInUseException):
         # idempotent: an existing table is kept
-        ddb.create_table(  # type: ignore[attr-defined]
+        ddb.create_table(
             TableName=table.local_name,
             KeySchema=keys,
             AttributeDefinitions=attrs,
@@ -33,12 +34,12 @@ def _create_table(ddb: object, table: TableDef) -> None:
         )
 
 
-def _create_queue(sqs: object, queue: QueueDef) -> QueueUrls:
-    dlq_url = sqs.create_queue(QueueName=queue.dlq_local_name)["QueueUrl"]  # type: ignore[attr-defined]
+def _create_queue(sqs: Any, queue: QueueDef) -> QueueUrls:
+    dlq_url = sqs.create_queue(QueueName=queue.dlq_local_name)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
-    ]  # type: ignore[attr-defined]
-    url = sqs.create_queue(  # type: ignore[attr-defined]
+    ]
+    url = sqs.create_queue(
         QueueName=queue.local_name,
         Attributes={
             "VisibilityTimeout": str(queue.visibility_timeout_s),

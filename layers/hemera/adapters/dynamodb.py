@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.exceptions import PutError
@@ -28,81 +28,92 @@ from hemera.ports import MergeStats
 _MERGE_ATTEMPTS = 3
 
 
+class SeriesDayRecord(Model):
+    """One meter-channel-day: up to 96 intervals keyed 'HHMM' (UTC) in `intervals`."""
+
+    class Meta:
+        table_name = "unbound"  # bound at cold start by `readings_models`
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant = UnicodeAttribute()
+    meter = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    day = UnicodeAttribute()
+    unit = UnicodeAttribute()
+    interval_minutes = NumberAttribute()
+    intervals = MapAttribute[str, Any]()
+    updated_at = UnicodeAttribute()
+    # Increases each time the day's content changes: the series' data version, and the
+    # optimistic lock of the merge.
+    version = VersionAttribute()
+
+
+class MeterRecord(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant = UnicodeAttribute()
+    meter = UnicodeAttribute()
+    model = UnicodeAttribute()
+    protocol = UnicodeAttribute()
+    device = UnicodeAttribute()
+    customer = UnicodeAttribute()
+
+
+class TenantRecord(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant = UnicodeAttribute()
+    name = UnicodeAttribute()
+    country = UnicodeAttribute()
+    timezone = UnicodeAttribute()
+
+
+class ApiKeyRecord(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)  # "KEY#<sha256 of the key>": keys are never stored
+    tenant = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+M = TypeVar("M", bound=Model)
+
+
+def _bind(record: type[M], table_name: str, target: AwsTarget, host: str | None) -> type[M]:
+    """A subclass of `record` bound to a table and endpoint only known at cold start."""
+    meta = type("Meta", (), {"table_name": table_name, "region": target.region, "host": host})
+    return cast(type[M], type(record.__name__, (record,), {"Meta": meta}))
+
+
 @dataclass(frozen=True, slots=True)
 class ReadingsModels:
-    series: type[Model]
-    meter: type[Model]
-    tenant: type[Model]
+    series: type[SeriesDayRecord]
+    meter: type[MeterRecord]
+    tenant: type[TenantRecord]
 
 
 @cache
 def readings_models(table_name: str, target: AwsTarget, host: str | None) -> ReadingsModels:
     """pynamodb models of the single readings table, bound to one table and endpoint."""
-
-    class _Meta:
-        pass
-
-    meta: Any = _Meta
-    meta.table_name = table_name
-    meta.region = target.region
-    meta.host = host
-
-    class SeriesDayRecord(Model):
-        Meta = meta
-        pk = UnicodeAttribute(hash_key=True)
-        sk = UnicodeAttribute(range_key=True)
-        tenant = UnicodeAttribute()
-        meter = UnicodeAttribute()
-        channel = UnicodeAttribute()
-        day = UnicodeAttribute()
-        unit = UnicodeAttribute()
-        interval_minutes = NumberAttribute()
-        intervals = MapAttribute[str, Any]()
-        updated_at = UnicodeAttribute()
-        # Increases each time the day's content changes: the series' data version.
-        version = VersionAttribute()
-
-    class MeterRecord(Model):
-        Meta = meta
-        pk = UnicodeAttribute(hash_key=True)
-        sk = UnicodeAttribute(range_key=True)
-        tenant = UnicodeAttribute()
-        meter = UnicodeAttribute()
-        model = UnicodeAttribute()
-        protocol = UnicodeAttribute()
-        device = UnicodeAttribute()
-        customer = UnicodeAttribute()
-
-    class TenantRecord(Model):
-        Meta = meta
-        pk = UnicodeAttribute(hash_key=True)
-        sk = UnicodeAttribute(range_key=True)
-        tenant = UnicodeAttribute()
-        name = UnicodeAttribute()
-        country = UnicodeAttribute()
-        timezone = UnicodeAttribute()
-
-    return ReadingsModels(SeriesDayRecord, MeterRecord, TenantRecord)
+    return ReadingsModels(
+        _bind(SeriesDayRecord, table_name, target, host),
+        _bind(MeterRecord, table_name, target, host),
+        _bind(TenantRecord, table_name, target, host),
+    )
 
 
 @cache
-def api_key_model(table_name: str, target: AwsTarget, host: str | None) -> type[Model]:
-    class _Meta:
-        pass
-
-    meta: Any = _Meta
-    meta.table_name = table_name
-    meta.region = target.region
-    meta.host = host
-
-    class ApiKeyRecord(Model):
-        Meta = meta
-        pk = UnicodeAttribute(hash_key=True)  # "KEY#<sha256 of the key>": keys are never stored
-        tenant = UnicodeAttribute()
-        name = UnicodeAttribute()
-        created_at = UnicodeAttribute()
-
-    return ApiKeyRecord
+def api_key_model(table_name: str, target: AwsTarget, host: str | None) -> type[ApiKeyRecord]:
+    return _bind(ApiKeyRecord, table_name, target, host)
 
 
 class DynamoReadingStore:
@@ -227,7 +238,7 @@ class DynamoRegistry:
 
 
 class DynamoApiKeys:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: type[ApiKeyRecord]) -> None:
         self._model = model
 
     def store(self, key_hash: str, tenant_id: str, name: str) -> None:
