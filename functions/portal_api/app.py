@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache, wraps
@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chalice.app import Chalice, Request, Response
+
 from hemera.config import RuntimeSettings
 from hemera.domain.errors import HemeraError, InvalidQuery, MeterNotFound, TenantNotFound, Unauthenticated
 from hemera.domain.readings import CHANNEL_UNITS
@@ -147,7 +148,7 @@ def load_profile_document(profile: LoadProfile) -> dict[str, Any]:
 
 @portal_route("/v1/meters/{meter_id}/load-profile")
 def get_load_profile(ctx: TenantContext, meter_id: str) -> Response:
-    query: dict[str, str] = _request().query_params or {}
+    query: Mapping[str, str] = _request().query_params or {}
     ports = _ports()
     tenant = ports.registry.get_tenant(ctx)
     if tenant is None:

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from hemera.config import RuntimeSettings
 from hemera.definitions import TELEMETRY_RULE
 from hemera.domain.errors import RejectedMessage

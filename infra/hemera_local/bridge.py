@@ -25,10 +25,10 @@ from typing import Any
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
+
 from hemera import aws
 from hemera.config import AwsTarget
 from hemera.definitions import FunctionDef, TopicRule
-
 from hemera_local.pki import CertPaths
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

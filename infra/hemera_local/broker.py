@@ -19,7 +19,6 @@ from pathlib import Path
 
 from hemera.domain.tenancy import thing_name
 from hemera.tenants import TenantDefinition
-
 from hemera_local.pki import LocalPki
 
 BRIDGE_IDENTITY = "hemera-rules-bridge"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -18,7 +19,9 @@ from hemera_local.cloud import REPO_ROOT, LocalCloud, LocalCloudConfig, LocalClo
 app = typer.Typer(help="Hemera Cloud: the offline local cloud and the demo.", no_args_is_help=True)
 local = typer.Typer(help="The local cloud: moto, mosquitto (mTLS), rules bridge, scheduler, portal API.")
 app.add_typer(local, name="local")
-console = Console()
+# The functions running in-process log to a file (see LocalCloudConfig.function_log), so the
+# console writes to the real terminal; a pipe gets a width that fits the demo table.
+console = Console(file=sys.__stdout__, width=None if sys.__stdout__ and sys.__stdout__.isatty() else 160)
 
 StateDir = Annotated[Path, typer.Option(help="Where state, certificates and logs live.")]
 TenantsDir = Annotated[Path, typer.Option(help="Tenant definitions to register.")]
@@ -107,7 +110,13 @@ def demo(
     """The local cloud plus the demo tenants' simulated meters and RTU agents."""
     from hemera_local.demo import Demo
 
-    config = LocalCloudConfig(state_dir=state_dir, tenants_dir=tenants_dir, api_port=api_port, speed=speed)
+    config = LocalCloudConfig(
+        state_dir=state_dir,
+        tenants_dir=tenants_dir,
+        api_port=api_port,
+        speed=speed,
+        function_log=state_dir / "logs" / "functions.log",
+    )
     with Demo(config, console) as running:
         running.wait_until_ready()
         running.report()

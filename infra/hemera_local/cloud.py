@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from moto.server import ThreadedMotoServer
+
 from hemera.config import AwsMode, AwsTarget, RuntimeSettings
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef
 from hemera.domain.tenancy import thing_name
+from hemera.observability import logger as function_logger
 from hemera.services.access import issue_api_key
 from hemera.services.onboarding import register_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
 from hemera.wiring import ingest_ports, portal_ports
-from moto.server import ThreadedMotoServer
-
 from hemera_local.bridge import LambdaContext, RulesBridge, load_handler
 from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port, wait_for_port
 from hemera_local.pki import CertPaths, LocalPki
@@ -76,6 +77,8 @@ class LocalCloudConfig:
     with_api: bool = True
     speed: float = 1.0
     region: str = "us-east-1"
+    # Where the in-process functions' logs and metrics go (CloudWatch's part); None = stdout.
+    function_log: Path | None = None
 
 
 class LocalCloud:
@@ -116,6 +119,8 @@ class LocalCloud:
         self.settings = RuntimeSettings.local(self.target)
         # The in-process handlers read their settings from the environment, as in Lambda.
         os.environ.update({**self.settings.environ(), **_LOCAL_ENV})
+        if cfg.function_log:
+            self._route_function_output(cfg.function_log)
 
         self.mqtt_port = cfg.mqtt_port or free_port()
         self._broker = Mosquitto(self.state_dir / "broker", self.pki, self.mqtt_port, acl_text(tenants))
@@ -185,6 +190,10 @@ class LocalCloud:
         return self._bridge
 
     @property
+    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+        return dict(self._children)
+
+    @property
     def broker(self) -> Mosquitto:
         assert self._broker
         return self._broker
@@ -231,6 +240,15 @@ class LocalCloud:
         self.api_url = f"http://127.0.0.1:{port}"
         wait_for_port(port, timeout_s=30)
         _wait_healthy(f"{self.api_url}/v1/health")
+
+    def _route_function_output(self, path: Path) -> None:
+        """Send the functions' JSON logs (Powertools logger) and EMF metrics (printed) to a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = path.open("a", buffering=1)
+        handler = function_logger.registered_handler
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+        sys.stdout = stream
 
     def _invoke_schedule(self, schedule: ScheduleDef, event: dict[str, Any]) -> None:
         load_handler(schedule.function)(event, LambdaContext(schedule.function.name))

@@ -6,12 +6,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from hemera.definitions import TRANSLATE_FUNCTION
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.wiring import ingest_ports
 from hemera_local.bridge import LambdaContext, load_handler
-
 from tests.builders import as_sqs_record, hx300_envelope
 
 TOPIC = "hemera/sul-energia/rtu-poa-01/up/telemetry"

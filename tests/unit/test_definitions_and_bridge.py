@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from hemera.definitions import TELEMETRY_RULE, TOPIC_RULES, TRANSLATE_FUNCTION, ScheduleDef
 from hemera.domain.errors import MalformedEnvelope
 from hemera.services.ingest import unwrap_rule_message

@@ -4,10 +4,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hemera.domain.envelope import FrameKind, ModbusFrame, Protocol, build_envelope, parse_envelope
-from hemera.domain.errors import MalformedEnvelope
 from hypothesis import given
 from hypothesis import strategies as st
+
+from hemera.domain.envelope import FrameKind, ModbusFrame, Protocol, build_envelope, parse_envelope
+from hemera.domain.errors import MalformedEnvelope
 
 
 def _envelope() -> dict:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+
 from hemera.domain.errors import MalformedFrame, UnknownMeterModel
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import Channel, Unit

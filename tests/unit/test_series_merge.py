@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from hemera.domain.readings import Channel, IntervalReading, Unit
 from hemera.domain.series import group_by_series, merge_slots, reading_of, slot_of
 

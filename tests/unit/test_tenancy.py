@@ -1,6 +1,7 @@
 """Tenant-first delimited keys: no tenant can reach another's items by prefix."""
 
 import pytest
+
 from hemera.domain.errors import InvalidTenantId
 from hemera.domain.tenancy import TenantContext, parse_device_topic, series_sk, thing_name
 

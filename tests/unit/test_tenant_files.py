@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from hemera.tenants import InvalidTenantFile, load_tenant_dir, load_tenant_file
 from hemera_local.broker import acl_text
 

@@ -1,0 +1,72 @@
+# Hemera Cloud: every target installs what it needs (venv + Python deps, the pinned CDK CLI,
+# mosquitto via apt) so `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup demo test test-fast lint format typecheck synth bench localstack-deploy down clean
+
+help:
+	@echo "make demo    - the local cloud with two demo tenants, simulated meters and RTU agents"
+	@echo "make test    - lint, type-check and the whole test suite (unit, functional, integration, infra)"
+	@echo "make synth   - cdk synth with the pinned CLI (cdk.out/)"
+	@echo "make bench   - benchmarks (not part of the tests)"
+	@echo "make localstack-deploy - deploy the CDK app to a running LocalStack (needs Docker)"
+	@echo "make down    - stop a local cloud/demo started elsewhere"
+
+$(PY_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || \
+	  { echo "installing mosquitto (apt)"; $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+
+setup: $(PY_STAMP) $(NPM_STAMP) mosquitto
+
+demo: setup
+	$(BIN)/hemera demo
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(PY_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy
+
+test: setup lint typecheck
+	$(BIN)/pytest
+
+test-fast: $(PY_STAMP)
+	$(BIN)/pytest -m "not integration and not slow"
+
+synth: setup
+	CDK_DISABLE_VERSION_CHECK=true node_modules/.bin/cdk synth --quiet
+
+bench: setup
+	$(BIN)/python -m tests.bench.ingest_path
+
+localstack-deploy: setup
+	bash localstack/deploy.sh
+
+down: $(PY_STAMP)
+	$(BIN)/hemera local down
+
+clean:
+	rm -rf cdk.out .hemera .pytest_cache .mypy_cache .ruff_cache

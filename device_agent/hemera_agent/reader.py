@@ -1,0 +1,157 @@
+"""Reading a meter's load profile over Modbus with the cursor protocol of its model.
+
+The agent does not translate: it ships each window as the raw registers it read. It only decodes
+the record timestamps, because the cursor protocol needs them to know where to continue
+(see `LoadProfileSpec` in `hemera.domain.modbus.model`):
+
+1. read `newest_address` - the start of the newest completed interval (0 = no data yet);
+2. write the first wanted interval start to `cursor_address`;
+3. read the window; records at or after the cursor come in time order, empty slots have
+   timestamp 0. Continue after the last record until the newest interval is reached.
+
+Intervals the meter never recorded (it was off) are simply not in any window: the agent leaves the
+gap for the cloud's VEE to see, it never fills it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+from pymodbus.exceptions import ModbusException
+
+from hemera.domain.envelope import FrameKind, ModbusFrame
+from hemera.domain.errors import HemeraError
+from hemera.domain.modbus.model import ModbusMeterModel
+from hemera.domain.modbus.registers import decode_value, encode_value
+
+READ_HOLDING_REGISTERS: Literal[3] = 3
+
+
+class MeterReadError(HemeraError):
+    """The meter did not answer, or answered with a Modbus exception or an impossible window."""
+
+    reason = "meter_read_failed"
+
+
+class RegisterResponse(Protocol):
+    registers: list[int]
+
+    def isError(self) -> bool: ...  # pymodbus' name
+
+
+class ModbusClient(Protocol):
+    """The part of pymodbus' async client the reader uses (so a test can stand in for it)."""
+
+    async def read_holding_registers(
+        self, address: int, *, count: int = 1, device_id: int = 1, no_response_expected: bool = False
+    ) -> RegisterResponse: ...
+
+    async def write_registers(
+        self, address: int, values: list[int], *, device_id: int = 1, no_response_expected: bool = False
+    ) -> RegisterResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWindow:
+    """One window as read: the raw frame and the interval starts of the records it holds."""
+
+    frame: ModbusFrame
+    interval_starts: tuple[datetime, ...]
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class LoadProfileReader:
+    """Reads the load profile of one meter (one unit id) through a connected Modbus client."""
+
+    def __init__(self, client: ModbusClient, meter_id: str, unit_id: int, model: ModbusMeterModel) -> None:
+        self._client = client
+        self.meter_id = meter_id
+        self.unit_id = unit_id
+        self.model = model
+        self._lp = model.load_profile
+        self.interval = timedelta(minutes=self._lp.interval_minutes)
+        self.windows_read = 0
+
+    async def _read(self, address: int, count: int) -> list[int]:
+        try:
+            response = await self._client.read_holding_registers(address, count=count, device_id=self.unit_id)
+        except ModbusException as exc:
+            raise MeterReadError(f"meter {self.meter_id}: read {address}+{count} failed: {exc}") from exc
+        if response.isError():
+            raise MeterReadError(f"meter {self.meter_id}: read {address}+{count} answered {response}")
+        registers = list(response.registers)
+        if len(registers) != count:
+            raise MeterReadError(
+                f"meter {self.meter_id}: asked {count} registers at {address}, got {len(registers)}"
+            )
+        return registers
+
+    async def _write(self, address: int, values: list[int]) -> None:
+        try:
+            response = await self._client.write_registers(address, values, device_id=self.unit_id)
+        except ModbusException as exc:
+            raise MeterReadError(f"meter {self.meter_id}: write {address} failed: {exc}") from exc
+        if response.isError():
+            raise MeterReadError(f"meter {self.meter_id}: write {address} answered {response}")
+
+    async def newest_interval(self) -> datetime | None:
+        """Start of the newest completed interval the meter holds, None if it holds none."""
+        spec = self._lp.timestamp
+        registers = await self._read(self._lp.newest_address, spec.width)
+        epoch = int(decode_value(registers, 0, spec.type, self.model.word_order))
+        return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+    async def read_window(self, cursor: datetime) -> ProfileWindow:
+        """Point the cursor at `cursor` and read one window."""
+        order = self.model.word_order
+        await self._write(
+            self._lp.cursor_address, encode_value(_epoch(cursor), self._lp.timestamp.type, order)
+        )
+        registers = await self._read(self._lp.window_address, self._lp.window_registers)
+        self.windows_read += 1
+        starts: list[datetime] = []
+        for base in range(0, len(registers), self._lp.record_size):
+            epoch = int(
+                decode_value(registers, base + self._lp.timestamp.offset, self._lp.timestamp.type, order)
+            )
+            if epoch:
+                starts.append(datetime.fromtimestamp(epoch, UTC))
+        if any(later <= earlier for earlier, later in itertools.pairwise(starts)) or (
+            starts and starts[0] < cursor
+        ):
+            raise MeterReadError(f"meter {self.meter_id}: window for {cursor.isoformat()} is out of order")
+        frame = ModbusFrame(
+            kind=FrameKind.LOAD_PROFILE,
+            unit_id=self.unit_id,
+            function=READ_HOLDING_REGISTERS,
+            address=self._lp.window_address,
+            count=len(registers),
+            data=b"".join(r.to_bytes(2, "big") for r in registers).hex(),
+        )
+        return ProfileWindow(frame, tuple(starts))
+
+    async def windows_after(
+        self, last_captured: datetime | None, backfill: timedelta
+    ) -> AsyncIterator[ProfileWindow]:
+        """Every window holding records after `last_captured`, up to the newest interval.
+
+        On a first run (`last_captured` None) start `backfill` before the end of the newest
+        interval. Windows without records are not yielded.
+        """
+        newest = await self.newest_interval()
+        if newest is None:
+            return
+        cursor = last_captured + self.interval if last_captured else newest - backfill + self.interval
+        while cursor <= newest:
+            window = await self.read_window(cursor)
+            if not window.interval_starts:
+                return
+            yield window
+            cursor = window.interval_starts[-1] + self.interval

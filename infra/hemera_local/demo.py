@@ -1,0 +1,244 @@
+"""`hemera demo`: the local cloud, the demo tenants, one Modbus meter simulator and one device agent
+process per RTU, on an accelerated clock.
+
+Each RTU's meters start recording at the beginning of *yesterday* in their tenant's time zone and
+run `speed` times faster than real time until they catch up with now. The demo is ready when every
+meter's full local yesterday (96 intervals) is in the store; it then writes `.hemera/demo.json`
+and prints the API keys and ready-to-paste `curl` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hemera.domain.readings import Channel
+from hemera.domain.tenancy import TenantContext
+from hemera.tenants import TenantDefinition
+from hemera.wiring import portal_ports
+from hemera_local.broker import free_port, wait_for_port
+from hemera_local.cloud import LocalCloud, LocalCloudConfig
+
+INTERVALS_PER_DAY = 96
+
+
+@dataclass
+class DemoTenant:
+    definition: TenantDefinition
+    api_key: str
+    day: date  # the local day the demo shows: yesterday in the tenant's zone
+
+    @property
+    def day_bounds(self) -> tuple[datetime, datetime]:
+        zone = self.definition.zone
+        start = datetime.combine(self.day, clock_time(0), tzinfo=zone)
+        return start, datetime.combine(self.day + timedelta(days=1), clock_time(0), tzinfo=zone)
+
+
+class Demo:
+    def __init__(self, config: LocalCloudConfig, console: Console) -> None:
+        self.config = config
+        self.console = console
+        self.cloud = LocalCloud(config)
+        self.tenants: dict[str, DemoTenant] = {}
+
+    def __enter__(self) -> Demo:
+        with self.console.status("starting the local cloud…"):
+            self.cloud.start()
+        try:
+            for tenant in self.cloud.tenants.values():
+                self._start_tenant(tenant)
+        except BaseException:
+            self.cloud.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self.console.status("stopping the demo…"):
+            self.cloud.stop()
+
+    # --- fleet -----------------------------------------------------------------------------------
+    def _start_tenant(self, tenant: TenantDefinition) -> None:
+        now_local = datetime.now(tenant.zone)
+        yesterday = now_local.date() - timedelta(days=1)
+        history_start = datetime.combine(yesterday, clock_time(0), tzinfo=tenant.zone)
+        self.tenants[tenant.id] = DemoTenant(
+            tenant, self.cloud.issue_api_key(tenant.id, "demo portal"), yesterday
+        )
+        tenant_file = self.config.tenants_dir / f"{tenant.id}.yaml"
+        for rtu in tenant.rtus:
+            port = free_port()
+            self.cloud.spawn(
+                f"meters-{tenant.id}-{rtu.id}",
+                [
+                    sys.executable,
+                    "-m",
+                    "hemera_agent.simulators.modbus_meter",
+                    "--tenant-file",
+                    str(tenant_file),
+                    "--rtu",
+                    rtu.id,
+                    "--port",
+                    str(port),
+                    "--history-start",
+                    history_start.astimezone(UTC).isoformat(),
+                    "--speed",
+                    str(self.config.speed),
+                ],
+            )
+            wait_for_port(port, timeout_s=20)
+            config_file = self._agent_config(tenant, rtu.id, port)
+            agent = Path(sys.executable).with_name("hemera-agent")
+            self.cloud.spawn(f"agent-{tenant.id}-{rtu.id}", [str(agent), "run", "--config", str(config_file)])
+
+    def _agent_config(self, tenant: TenantDefinition, rtu_id: str, port: int) -> Path:
+        creds = self.cloud.device_credentials(tenant.id, rtu_id)
+        folder = self.config.state_dir / "agents" / f"{tenant.id}--{rtu_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "tenant": tenant.id,
+            "device": rtu_id,
+            "broker": {
+                "host": "127.0.0.1",
+                "port": self.cloud.mqtt_port,
+                "cert": str(creds.cert),
+                "key": str(creds.key),
+                "ca": str(creds.ca),
+                "flow_control": "none",
+            },
+            # One poll per wall second reads what the fast meters recorded meanwhile.
+            "poll_seconds": 1,
+            "state_dir": str(folder / "state"),
+            "backfill_hours": 48,
+            "meters": [
+                {"id": m.id, "model": m.model, "unit_id": m.unit_id, "host": "127.0.0.1", "port": port}
+                for m in tenant.meters_of(rtu_id)
+            ],
+        }
+        path = folder / "agent.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    # --- readiness -------------------------------------------------------------------------------
+    def day_totals(self) -> dict[tuple[str, str], tuple[int, Decimal]]:
+        """(tenant, meter) → (intervals stored for the demo day, kWh imported)."""
+        assert self.cloud.settings
+        store = portal_ports(self.cloud.settings).store
+        totals = {}
+        for tenant_id, demo in self.tenants.items():
+            start, end = demo.day_bounds
+            for meter in demo.definition.meters:
+                got = store.load_profile(
+                    TenantContext(tenant_id), meter.id, Channel.ACTIVE_IMPORT, start, end
+                )
+                totals[(tenant_id, meter.id)] = (len(got), sum((r.value for r in got), Decimal(0)))
+        return totals
+
+    def wait_until_ready(self, timeout_s: float = 300.0) -> float:
+        """Block until every meter has its full demo day; returns the seconds it took."""
+        started = time.monotonic()
+        expected = {key: INTERVALS_PER_DAY for key in self.day_totals()}
+        with self.console.status("meters recording, agents publishing…") as status:
+            while True:
+                totals = self.day_totals()
+                done = sum(min(n, INTERVALS_PER_DAY) for n, _ in totals.values())
+                status.update(f"intervals of yesterday arrived: {done}/{sum(expected.values())}")
+                if all(n >= INTERVALS_PER_DAY for n, _ in totals.values()):
+                    return time.monotonic() - started
+                if time.monotonic() - started > timeout_s:
+                    raise TimeoutError(
+                        f"demo data incomplete after {timeout_s:.0f} s: {totals}; see {self.config.state_dir}/logs"
+                    )
+                self._check_children()
+                time.sleep(1)
+
+    def _check_children(self) -> None:
+        for name, child in self.cloud.children.items():
+            if child.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {child.returncode}; see {self.config.state_dir}/logs/{name}.log"
+                )
+
+    # --- report ----------------------------------------------------------------------------------
+    def document(self) -> dict[str, Any]:
+        totals = self.day_totals()
+        tenants = list(self.tenants.values())
+        document: dict[str, Any] = {
+            "api_url": self.cloud.api_url,
+            "openapi": "api_spec/openapi.yaml",
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": self.cloud.mqtt_port,
+                "ca_file": str(self.cloud.pki.ca_cert),
+            },
+            "aws_endpoint": self.cloud.target.endpoint_url if self.cloud.target else None,
+            "tenants": {},
+        }
+        for index, demo in enumerate(tenants):
+            other = tenants[(index + 1) % len(tenants)]
+            first_meter = demo.definition.meters[0].id
+            document["tenants"][demo.definition.id] = {
+                "name": demo.definition.name,
+                "timezone": demo.definition.timezone,
+                "api_key": demo.api_key,
+                "day": demo.day.isoformat(),
+                "meters": [
+                    {
+                        "id": m.id,
+                        "customer": m.customer,
+                        "rtu": m.rtu,
+                        "model": m.model,
+                        "intervals": totals[(demo.definition.id, m.id)][0],
+                        "active_import_kwh": float(totals[(demo.definition.id, m.id)][1]),
+                    }
+                    for m in demo.definition.meters
+                ],
+                "curl": self.curl(demo.api_key, first_meter, demo.day),
+                "curl_other_tenant_404": self.curl(other.api_key, first_meter, demo.day),
+            }
+        return document
+
+    def curl(self, api_key: str, meter_id: str, day: date) -> str:
+        return (
+            f"curl -s -H 'x-api-key: {api_key}' "
+            f"'{self.cloud.api_url}/v1/meters/{meter_id}/load-profile?from={day.isoformat()}&channel=active_import'"
+        )
+
+    def report(self) -> Path:
+        document = self.document()
+        path = self.config.state_dir / "demo.json"
+        path.write_text(json.dumps(document, indent=2))
+        table = Table(title=f"Hemera demo — portal API {self.cloud.api_url}")
+        for column in ("tenant", "time zone", "day", "meter", "customer", "intervals", "kWh"):
+            table.add_column(column)
+        for tenant_id, entry in document["tenants"].items():
+            for meter in entry["meters"]:
+                table.add_row(
+                    tenant_id,
+                    entry["timezone"],
+                    entry["day"],
+                    meter["id"],
+                    meter["customer"],
+                    str(meter["intervals"]),
+                    f"{meter['active_import_kwh']:.3f}",
+                )
+        self.console.print(table)
+        for tenant_id, entry in document["tenants"].items():
+            self.console.print(f"[bold]{tenant_id}[/] API key: {entry['api_key']}")
+            self.console.print(entry["curl"], soft_wrap=True, highlight=False)
+        first = next(iter(document["tenants"].values()))
+        self.console.print("Another tenant's key gets 404 for the same meter:")
+        self.console.print(first["curl_other_tenant_404"], soft_wrap=True, highlight=False)
+        self.console.print(f"Written to {path}")
+        return path
