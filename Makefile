@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup demo test test-fast lint format typecheck synth bench localstack-deploy down clean
+.PHONY: help setup apt-tools demo test test-fast lint format typecheck synth bench localstack-deploy down clean
 
 help:
 	@echo "make demo    - the local cloud with two demo tenants, simulated meters and RTU agents"
@@ -29,12 +29,18 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-mosquitto:
-	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || \
-	  { echo "installing mosquitto (apt)"; $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+# mosquitto is the local MQTT broker; shellcheck lints the LocalStack deploy script.
+APT_TOOLS := $(strip $(if $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null),,mosquitto) \
+                    $(if $(shell command -v shellcheck),,shellcheck))
 
-setup: $(PY_STAMP) $(NPM_STAMP) mosquitto
+apt-tools:
+ifneq ($(APT_TOOLS),)
+	@echo "installing with apt: $(APT_TOOLS)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_TOOLS) >/dev/null
+endif
+
+setup: $(PY_STAMP) $(NPM_STAMP) apt-tools
 
 demo: setup
 	$(BIN)/hemera demo

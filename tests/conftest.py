@@ -14,12 +14,13 @@ TENANTS_DIR = REPO_ROOT / "tenants"
 @pytest.fixture
 def moto_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """In-process moto with the local cloud's resources and the demo tenants registered."""
+    from moto import mock_aws
+
     from hemera.config import AwsMode, AwsTarget, RuntimeSettings
     from hemera.services.onboarding import register_tenant
     from hemera.tenants import load_tenant_dir
     from hemera.wiring import ingest_ports
     from hemera_local.resources import create_resources
-    from moto import mock_aws
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",

@@ -1,0 +1,85 @@
+"""Names and settings of the CDK app that are not resource definitions.
+
+Tables, buckets, queues, functions, topic rules and schedules are declared once in
+`hemera.definitions` (shared with the local cloud); this module holds only what the CDK app alone
+needs: construct ids, paths, the Lambda runtime and the few settings no definition carries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+
+from hemera.definitions import API_KEYS_TABLE, EXPORTS_BUCKET, QUARANTINE_BUCKET, RAW_BUCKET, READINGS_TABLE
+
+# --- paths (the package is installed in editable mode from infra/) -----------------------------
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CDK_JSON = REPO_ROOT / "cdk.json"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+LAYERS_DIR = REPO_ROOT / "layers"
+LAYER_PACKAGE = "hemera"
+LAYER_REQUIREMENTS = "requirements.txt"
+TENANTS_DIR = REPO_ROOT / "tenants"
+
+# --- app and construct ids ---------------------------------------------------------------------
+STACK_NAME = "HemeraStack"
+STACK_DESCRIPTION = "Hemera Cloud: multi-tenant serverless smart-metering platform"
+TENANTS_DIR_CONTEXT_KEY = "hemera:tenantsDir"
+SKIP_BUNDLING_CONTEXT_KEY = "hemera:skipBundling"
+BUNDLING_STACKS_CONTEXT_KEY = "aws:cdk:bundling-stacks"
+STORAGE_ID = "Storage"
+LAYER_ID = "HemeraLayer"
+FUNCTIONS_ID = "Functions"
+INGEST_ID = "Ingest"
+SCHEDULES_ID = "Schedules"
+PORTAL_API_ID = "PortalApi"
+
+# --- Lambda ------------------------------------------------------------------------------------
+# `chalice package` builds for the local interpreter, so every function (and the layer's wheels)
+# follow the Python of the build machine: 3.11.
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_11
+LAMBDA_ARCHITECTURE = lambda_.Architecture.X86_64
+PYTHON_VERSION = "3.11"
+# pip cross-installs the layer's wheels for the Lambda platform (x86_64, glibc 2.17+).
+PIP_PLATFORM = "manylinux2014_x86_64"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+AWS_MODE_ENV_VAR = "HEMERA_AWS_MODE"
+AWS_MODE = "aws"
+POWERTOOLS_SERVICE_ENV_VAR = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_NAMESPACE_ENV_VAR = "POWERTOOLS_METRICS_NAMESPACE"
+METRICS_NAMESPACE = "Hemera"
+
+# --- storage -----------------------------------------------------------------------------------
+# Raw frames and billing exports are evidence (restatements, disputes): keep every version.
+VERSIONED_BUCKETS = frozenset({RAW_BUCKET, EXPORTS_BUCKET})
+# Raw frames are re-read only for re-translation of recent data; after 90 days they are cold.
+RAW_ARCHIVE_TRANSITION = Duration.days(90)
+ABORT_INCOMPLETE_UPLOADS = Duration.days(7)
+# Metering data outlives a stack: tables and buckets survive `cdk destroy`.
+DATA_REMOVAL_POLICY = RemovalPolicy.RETAIN
+
+# --- ingest ------------------------------------------------------------------------------------
+IOT_SQL_VERSION = "2016-03-23"
+DLQ_RETENTION = Duration.days(14)
+# What a translate function may touch: it writes readings, archives raw frames and quarantines
+# poison messages with their reason.
+INGEST_READ_WRITE_TABLES = (READINGS_TABLE,)
+INGEST_WRITE_BUCKETS = (RAW_BUCKET, QUARANTINE_BUCKET)
+# MQTT topics of a device: `hemera/<tenant>/<device>/...`; the thing name is `<tenant>:<device>`
+# and the thing carries both parts as attributes, which the IoT policy reads as policy variables.
+DEVICE_TOPIC_ROOT = "hemera"
+DEVICE_TENANT_ATTRIBUTE = "tenant"
+DEVICE_ID_ATTRIBUTE = "device"
+
+# --- schedules ---------------------------------------------------------------------------------
+SCHEDULE_RETRY_ATTEMPTS = 2
+
+# --- portal API --------------------------------------------------------------------------------
+# The Chalice stage in `.chalice/config.json` whose settings (API stage, memory, timeout) the
+# deployed API uses; the construct adds layer, role and environment on top.
+CHALICE_STAGE = "dev"
+# The API reads readings and resolves API keys; it writes nothing.
+PORTAL_API_READ_TABLES = (READINGS_TABLE, API_KEYS_TABLE)
