@@ -1,0 +1,86 @@
+"""The local cloud as a fixture: moto server, mosquitto (mTLS), rules bridge, `chalice local`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from hemera.tenants import TenantDefinition
+from hemera_agent.config import AgentConfig
+from hemera_local.cloud import LocalCloud, LocalCloudConfig
+from tests.conftest import TENANTS_DIR
+
+
+@pytest.fixture(scope="package")
+def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    state = tmp_path_factory.mktemp("hemera-state")
+    with LocalCloud(LocalCloudConfig(state_dir=state, tenants_dir=TENANTS_DIR, api_port=0)) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="package")
+def api_keys(local_cloud: LocalCloud) -> dict[str, str]:
+    return {tenant: local_cloud.issue_api_key(tenant, "integration tests") for tenant in local_cloud.tenants}
+
+
+def local_yesterday(tenant: TenantDefinition) -> datetime:
+    """Midnight at the start of yesterday in the tenant's zone."""
+    today = datetime.now(tenant.zone).date()
+    return datetime.combine(today - timedelta(days=1), clock_time(0), tzinfo=tenant.zone)
+
+
+def agent_config(
+    cloud: LocalCloud, tenant: TenantDefinition, rtu: str, meter_port: int, state: Path
+) -> AgentConfig:
+    creds = cloud.device_credentials(tenant.id, rtu)
+    return AgentConfig.model_validate(
+        {
+            "tenant": tenant.id,
+            "device": rtu,
+            "broker": {
+                "host": "127.0.0.1",
+                "port": cloud.mqtt_port,
+                "cert": str(creds.cert),
+                "key": str(creds.key),
+                "ca": str(creds.ca),
+                "flow_control": "none",
+            },
+            "state_dir": str(state),
+            "backfill_hours": 48,
+            "meters": [
+                {"id": m.id, "model": m.model, "unit_id": m.unit_id, "host": "127.0.0.1", "port": meter_port}
+                for m in tenant.meters_of(rtu)
+            ],
+        }
+    )
+
+
+def eventually(probe: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 30.0) -> Any:
+    """Poll `probe` until `done(result)`; return the last result (the assertion follows)."""
+    deadline = time.monotonic() + timeout_s
+    result = probe()
+    while not done(result) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        result = probe()
+    return result
+
+
+def get_profile(cloud: LocalCloud, key: str, meter: str, start: str) -> requests.Response:
+    return requests.get(
+        f"{cloud.api_url}/v1/meters/{meter}/load-profile",
+        params={"from": start},
+        headers={"x-api-key": key},
+        timeout=10,
+    )
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)

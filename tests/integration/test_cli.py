@@ -1,0 +1,82 @@
+"""The `hemera` command as a user runs it: `local up` / `local down`, and `demo` until ready."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+HEMERA = str(Path(sys.executable).with_name("hemera"))
+
+
+def wait_for_file(path: Path, process: subprocess.Popen, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return json.loads(path.read_text())
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        time.sleep(0.2)
+    raise AssertionError(f"{path} did not appear within {timeout_s} s")
+
+
+def test_local_up_serves_the_api_and_local_down_stops_every_process(tmp_path):
+    up = subprocess.Popen(
+        [HEMERA, "local", "up", "--state-dir", str(tmp_path), "--api-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        state = wait_for_file(tmp_path / "local.json", up, timeout_s=60)
+        assert requests.get(f"{state['api_url']}/v1/health", timeout=5).json() == {"status": "ok"}
+        down = subprocess.run(
+            [HEMERA, "local", "down", "--state-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert down.returncode == 0 and "stopped" in down.stdout
+        assert up.wait(timeout=30) == 0
+        for name, pid in state["children"].items():
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), (
+                name
+            )
+        assert not (tmp_path / "local.json").exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_demo_brings_a_full_local_day_for_every_meter(tmp_path):
+    demo = subprocess.run(
+        [
+            HEMERA,
+            "demo",
+            "--state-dir",
+            str(tmp_path),
+            "--api-port",
+            "0",
+            "--speed",
+            "20000",
+            "--exit-when-ready",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    document = json.loads((tmp_path / "demo.json").read_text())
+    assert set(document["tenants"]) == {"sul-energia", "coastal-power"}
+    for tenant in document["tenants"].values():
+        assert tenant["api_key"].startswith("hmk_")
+        assert [m["intervals"] for m in tenant["meters"]] == [96] * len(tenant["meters"])
+        assert all(m["active_import_kwh"] > 0 for m in tenant["meters"])
+        assert "curl -s -H 'x-api-key: " in tenant["curl"]
+    assert "load-profile?from=" in demo.stdout

@@ -1,0 +1,101 @@
+"""End to end on the local cloud: simulated meter → agent (Modbus, MQTT mTLS) → rules bridge →
+translate → DynamoDB → Customer Portal API (`chalice local`), with the values the meter recorded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hemera_agent.agent import Agent
+from hemera_agent.clock import SimClock
+from hemera_agent.publisher import Mqtt5Publisher
+from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, meters_from_tenant
+from hemera_agent.simulators.profile import interval_energy, meter_seed
+from tests.integration.conftest import agent_config, eventually, get_profile, local_yesterday, run
+from tests.openapi_contract import assert_conforms
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sul_energia_day(local_cloud, tmp_path_factory):
+    """The São Paulo RTU's two meters recorded yesterday (local) and the agent published it."""
+    tenant = local_cloud.tenants["sul-energia"]
+    start = local_yesterday(tenant)
+    clock = SimClock(start=datetime.now(UTC), speed=1)
+    with ModbusMeterSimulator(
+        meters_from_tenant(tenant, "rtu-poa-01"), clock=clock, history_start=start
+    ) as sim:
+        config = agent_config(local_cloud, tenant, "rtu-poa-01", sim.port, tmp_path_factory.mktemp("agent"))
+
+        async def publish_once():
+            async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
+                return await Agent(config, publisher).poll_once()
+
+        report = run(publish_once())
+    return tenant, start, report
+
+
+def test_a_full_local_day_arrives_with_the_values_the_meter_recorded(local_cloud, api_keys, sul_energia_day):
+    tenant, start, report = sul_energia_day
+    assert report.failed_meters == [] and report.envelopes >= 2
+    for meter in tenant.meters:
+        response = eventually(
+            lambda m=meter: get_profile(local_cloud, api_keys[tenant.id], m.id, start.date().isoformat()),
+            lambda r: r.status_code == 200 and r.json()["summary"]["intervals"] == 96,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["summary"]["intervals"] == body["summary"]["expected_intervals"] == 96
+        # The meter's own record of each quarter hour, computed independently of the whole chain.
+        expected = [
+            interval_energy(
+                meter_seed(tenant.id, meter.id),
+                tenant.customer(meter.customer).load_class,
+                meter.peak_kw,
+                tenant.timezone,
+                (start + timedelta(minutes=15 * i)).astimezone(UTC),
+            ).active_import_wh
+            for i in range(96)
+        ]
+        assert [round(i["value"] * 1000) for i in body["intervals"]] == expected
+        assert body["intervals"][0]["start"] == start.isoformat()
+        assert body["timezone"] == "America/Sao_Paulo"
+
+
+def test_responses_of_the_running_api_conform_to_the_contract(local_cloud, api_keys, sul_energia_day):
+    _, start, _ = sul_energia_day
+    cases = [
+        (api_keys["sul-energia"], "sul-m-1001", {"from": start.date().isoformat()}),
+        (api_keys["coastal-power"], "sul-m-1001", {"from": start.date().isoformat()}),
+        ("hmk_wrong", "sul-m-1001", {"from": start.date().isoformat()}),
+    ]
+    statuses = []
+    for key, meter, query in cases:
+        response = get_profile(local_cloud, key, meter, query["from"])
+        assert_conforms(
+            response.request.url,
+            {"x-api-key": key},
+            response.status_code,
+            dict(response.headers),
+            response.content,
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 404, 401]
+
+
+def test_another_tenants_key_cannot_see_the_meter(local_cloud, api_keys, sul_energia_day):
+    _, start, _ = sul_energia_day
+    response = get_profile(local_cloud, api_keys["coastal-power"], "sul-m-1001", start.date().isoformat())
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "sul-m-1001" in response.json()["detail"]
+
+
+def test_the_raw_envelopes_are_archived_under_the_tenant(local_cloud, sul_energia_day):
+    from hemera import aws
+
+    s3 = aws.client(local_cloud.target, "s3")
+    listing = s3.list_objects_v2(Bucket=local_cloud.settings.raw_bucket, Prefix="tenants/sul-energia/raw/")
+    assert listing.get("KeyCount", 0) >= sul_energia_day[2].envelopes

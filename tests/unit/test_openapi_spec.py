@@ -1,0 +1,42 @@
+"""The OpenAPI contract is valid OpenAPI 3.1 and names exactly the routes the Chalice app serves."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import yaml
+from openapi_spec_validator import validate
+
+from tests.conftest import REPO_ROOT
+from tests.openapi_contract import SPEC
+
+
+def _portal_app():
+    spec = importlib.util.spec_from_file_location(
+        "portal_app_routes", REPO_ROOT / "functions/portal_api/app.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["portal_app_routes"] = module
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def test_the_spec_is_valid_openapi_3_1():
+    document = yaml.safe_load(SPEC.read_text())
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_the_spec_and_the_app_have_the_same_routes_and_methods():
+    document = yaml.safe_load(SPEC.read_text())
+    in_spec = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    in_app = {(path, method) for path, methods in _portal_app().routes.items() for method in methods}
+    assert in_spec == in_app
+
+
+def test_every_route_but_health_requires_the_api_key():
+    document = yaml.safe_load(SPEC.read_text())
+    assert document["security"] == [{"ApiKey": []}]
+    public = [p for p, item in document["paths"].items() if item["get"].get("security") == []]
+    assert public == ["/v1/health"]
