@@ -9,17 +9,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import Attribute, MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.constants import LIST, NULL, NUMBER
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
 from hemera.config import AwsTarget
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit
 from hemera.domain.registry import Meter, Tenant
-from hemera.domain.series import group_by_series, merge_slots, reading_of
+from hemera.domain.series import (
+    SeriesColumns,
+    from_columns,
+    group_by_series,
+    merge_slots,
+    reading_of,
+    to_columns,
+)
 from hemera.domain.tenancy import META_SK, TenantContext, series_sk
 from hemera.ports import MergeStats
 
@@ -28,8 +37,23 @@ from hemera.ports import MergeStats
 _MERGE_ATTEMPTS = 3
 
 
+class NumberListAttribute(Attribute[list[Decimal | None]]):
+    """A list of exact numbers with gaps: DynamoDB `L` of `N`/`NULL`, read back as Decimal.
+
+    (pynamodb's NumberAttribute reads numbers through float, which would lose exactness.)
+    """
+
+    attr_type = LIST
+
+    def serialize(self, value: list[Decimal | None]) -> list[dict[str, Any]]:
+        return [{NULL: True} if v is None else {NUMBER: str(v)} for v in value]
+
+    def deserialize(self, value: list[dict[str, Any]]) -> list[Decimal | None]:
+        return [None if NULL in v else Decimal(v[NUMBER]) for v in value]
+
+
 class SeriesDayRecord(Model):
-    """One meter-channel-day: up to 96 intervals keyed 'HHMM' (UTC) in `intervals`."""
+    """One meter-channel-day in columns (see `hemera.domain.series.SeriesColumns`)."""
 
     class Meta:
         table_name = "unbound"  # bound at cold start by `readings_models`
@@ -42,7 +66,12 @@ class SeriesDayRecord(Model):
     day = UnicodeAttribute()
     unit = UnicodeAttribute()
     interval_minutes = NumberAttribute()
-    intervals = MapAttribute[str, Any]()
+    values = NumberListAttribute()
+    raw = NumberListAttribute()
+    source = UnicodeAttribute()
+    status = UnicodeAttribute()
+    quality = UnicodeAttribute()
+    meter_flags = MapAttribute[str, Any](default=dict)
     updated_at = UnicodeAttribute()
     # Increases each time the day's content changes: the series' data version, and the
     # optimistic lock of the merge.
@@ -143,6 +172,7 @@ class DynamoReadingStore:
         for attempt in range(_MERGE_ATTEMPTS):
             try:
                 item = self._series.get(pk, sk, consistent_read=True)
+                existing = from_columns(_columns(item), minutes)
             except self._series.DoesNotExist:
                 item = self._series(
                     pk,
@@ -153,12 +183,15 @@ class DynamoReadingStore:
                     day=day.isoformat(),
                     unit=CHANNEL_UNITS[channel].value,
                     interval_minutes=minutes,
-                    intervals={},
                 )
-            merged = merge_slots(dict(item.intervals.as_dict() if item.intervals else {}), group)
+                existing = {}
+            merged = merge_slots(existing, group)
             if not merged.modified:
                 return MergeStats(intervals_unchanged=merged.unchanged)
-            item.intervals = merged.slots
+            columns = to_columns(merged.slots, minutes)
+            item.values, item.raw = columns.values, [None if r is None else Decimal(r) for r in columns.raw]
+            item.source, item.status, item.quality = columns.source, columns.status, columns.quality
+            item.meter_flags = columns.meter_flags
             item.updated_at = datetime.now(UTC).isoformat()
             try:
                 item.save()
@@ -183,11 +216,24 @@ class DynamoReadingStore:
         ):
             day = date.fromisoformat(item.day)
             unit = Unit(item.unit)
-            for slot_key, slot in sorted(item.intervals.as_dict().items()):
-                reading = reading_of(meter_id, channel, day, slot_key, slot, int(item.interval_minutes), unit)
+            minutes = int(item.interval_minutes)
+            for slot_key, slot in sorted(from_columns(_columns(item), minutes).items()):
+                reading = reading_of(meter_id, channel, day, slot_key, slot, minutes, unit)
                 if start <= reading.start < end:
                     readings.append(reading)
         return readings
+
+
+def _columns(item: SeriesDayRecord) -> SeriesColumns:
+    flags = item.meter_flags.as_dict() if isinstance(item.meter_flags, MapAttribute) else item.meter_flags
+    return SeriesColumns(
+        values=list(item.values),
+        raw=[None if r is None else int(r) for r in item.raw],
+        source=item.source,
+        status=item.status,
+        quality=item.quality,
+        meter_flags={k: int(v) for k, v in (flags or {}).items()},
+    )
 
 
 class DynamoRegistry:
