@@ -67,6 +67,7 @@ def local_up(
         moto_port=moto_port,
         mqtt_port=mqtt_port,
         api_port=api_port,
+        function_log=state_dir / "logs" / "functions.log",
     )
     cloud = LocalCloud(config)
     with console.status("starting the local cloud…"):

@@ -11,31 +11,27 @@ import asyncio
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from hemera.domain.envelope import parse_envelope
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
+from hemera.tenants import load_tenant_file
 from hemera_agent.agent import Agent
 from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher, PublishFailed
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
+from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port
+from hemera_local.pki import LocalPki
 
 pytestmark = pytest.mark.integration
 
@@ -46,47 +42,6 @@ DAY = datetime(2026, 3, 2, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _write(path: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> tuple[Path, Path]:
-    key_path = path.with_suffix(".key")
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    cert_path = path.with_suffix(".crt")
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
-
-
-def _issue(
-    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, cn: str, *, server: bool = False
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = _key()
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return key, builder.sign(ca_key, hashes.SHA256())
-
-
 @dataclass
 class Broker:
     port: int
@@ -95,74 +50,21 @@ class Broker:
     subscriber: tuple[Path, Path]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    if not MOSQUITTO.exists():
-        pytest.skip("mosquitto is not installed")
-    ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hemera-test-ca")])
-    now = datetime.now(UTC)
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca, _ = _write(tmp_path / "ca", ca_key, ca_cert)
-    server = _write(tmp_path / "server", *_issue(ca_key, ca_name, "localhost", server=True))
-    device = _write(tmp_path / "device", *_issue(ca_key, ca_name, DEVICE_CN))
-    subscriber = _write(tmp_path / "subscriber", *_issue(ca_key, ca_name, "test-subscriber"))
-    (tmp_path / "acl").write_text(
-        f"user {DEVICE_CN}\ntopic write hemera/sul-energia/rtu-poa-01/#\n\nuser test-subscriber\ntopic read hemera/#\n"
-    )
-    port = _free_port()
-    # Started as root (CI containers), mosquitto would drop to user "mosquitto", which cannot read
-    # pytest's private temporary folder; "user root" keeps the privileges of whoever started it.
-    run_as = "user root\n" if os.geteuid() == 0 else ""
-    (tmp_path / "mosquitto.conf").write_text(
-        f"""{run_as}per_listener_settings false
-allow_anonymous false
-acl_file {tmp_path / "acl"}
-persistence false
-log_dest stderr
-listener {port} 127.0.0.1
-cafile {ca}
-certfile {server[0]}
-keyfile {server[1]}
-require_certificate true
-use_identity_as_username true
-"""
-    )
-    process = subprocess.Popen(
-        [str(MOSQUITTO), "-c", str(tmp_path / "mosquitto.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "mosquitto.log").open("w"),
-    )
+    """The local cloud's mosquitto (mTLS, ACL from the tenant file) with throw-away certificates;
+    the subscriber uses the rules bridge's identity, which may read every device's `up` topics."""
+    pki = LocalPki(tmp_path / "pki")
+    tenant = load_tenant_file(REPO / "tenants" / "sul-energia.yaml")
+    mosquitto = Mosquitto(tmp_path / "broker", pki, free_port(), acl_text([tenant]))
+    mosquitto.start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "mosquitto.log").read_text()) from None
-                time.sleep(0.05)
-        yield Broker(port, ca, device, subscriber)
+        device, subscriber = pki.client(DEVICE_CN), pki.client(BRIDGE_IDENTITY)
+        yield Broker(
+            mosquitto.port, pki.ca_cert, (device.cert, device.key), (subscriber.cert, subscriber.key)
+        )
     finally:
-        process.terminate()
-        process.wait(10)
+        mosquitto.stop()
 
 
 class Subscriber:
@@ -180,7 +82,7 @@ class Subscriber:
             cert_filepath=str(broker.subscriber[0]),
             pri_key_filepath=str(broker.subscriber[1]),
             ca_filepath=str(broker.ca),
-            client_id="test-subscriber",
+            client_id=BRIDGE_IDENTITY,
             extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
             on_publish_received=lambda data: self.received.put(
                 (data.publish_packet.topic, bytes(data.publish_packet.payload))
