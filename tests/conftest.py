@@ -29,12 +29,15 @@ def moto_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(key, value)
+    from hemera_local.bridge import cold_start
+
     with mock_aws():
         target = AwsTarget(mode=AwsMode.AWS, region="us-east-1")
         create_resources(target)
         settings = RuntimeSettings.local(target)
         for key, value in settings.environ().items():
             monkeypatch.setenv(key, value)
+        cold_start()  # the functions read these settings on their next invocation
         for tenant in load_tenant_dir(TENANTS_DIR):
             register_tenant(ingest_ports(settings).registry, tenant)
         yield settings

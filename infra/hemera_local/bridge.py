@@ -59,9 +59,19 @@ def apply_rule(rule: TopicRule, topic: str, payload: bytes) -> str:
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
+_MODULE_PREFIX = "hemera_function_"
+
+
+def cold_start() -> None:
+    """Forget every loaded function module, so the next invocation starts cold and reads its
+    settings from the environment again (as a new Lambda deployment would)."""
+    for name in [n for n in sys.modules if n.startswith(_MODULE_PREFIX)]:
+        del sys.modules[name]
+
+
 def load_handler(function: FunctionDef) -> Handler:
     """Import a function's handler from its code folder, as the Lambda runtime does (once)."""
-    module_name = f"hemera_function_{function.name}"
+    module_name = f"{_MODULE_PREFIX}{function.name}"
     module = sys.modules.get(module_name)
     if module is None:
         spec = importlib.util.spec_from_file_location(module_name, FUNCTIONS_DIR / function.module_file)

@@ -29,7 +29,7 @@ from hemera.services.access import issue_api_key
 from hemera.services.onboarding import register_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
 from hemera.wiring import ingest_ports, portal_ports
-from hemera_local.bridge import LambdaContext, RulesBridge, load_handler
+from hemera_local.bridge import LambdaContext, RulesBridge, cold_start, load_handler
 from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port, wait_for_port
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
@@ -119,6 +119,7 @@ class LocalCloud:
         self.settings = RuntimeSettings.local(self.target)
         # The in-process handlers read their settings from the environment, as in Lambda.
         os.environ.update({**self.settings.environ(), **_LOCAL_ENV})
+        cold_start()
         if cfg.function_log:
             self._route_function_output(cfg.function_log)
 
