@@ -77,12 +77,15 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @wraps(view)
         def handle(**params: str) -> Response:
+            # A warm function serves many callers: no key of the previous request may linger.
+            logger.append_keys(tenant=None, correlation_id=_correlation_id())
             try:
                 api_key = _request().headers.get("x-api-key")
                 ctx = authenticate(_ports().keys, api_key, _correlation_id())
-                logger.append_keys(tenant=ctx.tenant_id, correlation_id=ctx.correlation_id)
+                logger.append_keys(tenant=ctx.tenant_id)
                 return view(ctx, **params)
             except HemeraError as error:
+                logger.info("request refused", extra={"reason": error.reason, "path": path})
                 return _problem_for(error)
 
         app.route(path, methods=["GET"])(handle)
@@ -158,4 +161,5 @@ def get_load_profile(ctx: TenantContext, meter_id: str) -> Response:
     start = parse_instant(query["from"], tenant.zone, "from")
     end = parse_instant(query["to"], tenant.zone, "to") if "to" in query else start + timedelta(days=1)
     profile = load_profile(ports, ctx, meter_id, query.get("channel", "active_import"), start, end)
+    logger.info("load profile served", extra={"meter": meter_id, "intervals": len(profile.intervals)})
     return json_response(load_profile_document(profile))
