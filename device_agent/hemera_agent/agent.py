@@ -1,38 +1,67 @@
-"""The RTU agent: poll the meters, wrap raw load-profile windows in envelopes, publish them.
+"""The RTU agent: poll the meters into a durable outbox, forward the outbox to the broker,
+execute commands from the cloud, report the RTU's health and events.
 
 One poll cycle, per meter: read every window after the meter's last captured interval, group the
-windows into envelopes of at most `max_intervals_per_envelope` intervals, and publish each one.
+windows into envelopes of at most `max_intervals_per_envelope` intervals, and store each one in
+the outbox (`hemera_agent.buffer`). A separate forwarder publishes the outbox in order and deletes
+each message after its PUBACK; while the broker is unreachable the outbox grows (bounded, with an
+overflow policy) and after a reconnect it drains in order.
 
-Delivery is at least once, and a sequence number always names exactly one payload:
-- the sequence number is reserved (state saved with `next_seq + 1`) *before* the envelope can
-  reach the broker, so an envelope that got through but whose PUBACK was lost is never followed
-  by a different payload under the same (device, seq) - the cloud archives by that name;
-- the meter's last captured interval moves only *after* the PUBACK, so a crash or a broker outage
-  makes the next cycle read and send those intervals again (under a new seq) rather than lose them.
-The meter's own load-profile memory is the buffer while the broker is unreachable.
+Delivery is at least once, and a sequence number always names exactly one payload: the outbox
+assigns the seq, stores the bytes and moves the meter's cursor in one SQLite transaction, before
+anything can reach the broker. A crash before the commit loses nothing (the meter still holds the
+intervals and the cursor did not move); after it, the envelope is replayed with the same seq and
+the same bytes, which the cloud's (device, seq) idempotency absorbs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
 from hemera.domain.envelope import MAX_ENVELOPE_BYTES, ModbusFrame, Protocol, build_envelope
 from hemera.domain.errors import HemeraError
 from hemera.domain.modbus.model import ModbusMeterModel, load_model
+from hemera_agent.backoff import Backoff
+from hemera_agent.buffer import BUFFER_FILE, BufferFull, EnvelopeBuffer, MessageKind, OverflowPolicy
 from hemera_agent.clock import Clock, SystemClock
+from hemera_agent.commands import (
+    AckStatus,
+    Command,
+    CommandAck,
+    CommandType,
+    InvalidCommand,
+    command_id_of,
+    parse_command,
+)
 from hemera_agent.config import AgentConfig, MeterConfig
-from hemera_agent.publisher import Publisher, PublishFailed
-from hemera_agent.reader import LoadProfileReader, MeterReadError, ModbusClient, ProfileWindow
+from hemera_agent.publisher import BrokerUnavailable, Publisher, PublishFailed
+from hemera_agent.reader import (
+    LoadProfileReader,
+    MeterAnsweredGarbage,
+    MeterReadError,
+    ModbusClient,
+    ProfileWindow,
+)
+from hemera_agent.rtu_messages import HealthDocument, RtuEventType, rtu_event
 from hemera_agent.state import StateStore
 
 log = logging.getLogger("hemera_agent.agent")
+
+
+STOP_GRACE_SECONDS = 0.5
 
 
 class EnvelopeTooLarge(HemeraError):
@@ -56,12 +85,29 @@ async def modbus_tcp(host: str, port: int, timeout: float) -> AsyncIterator[Modb
 
 @dataclass
 class CycleReport:
-    """What one poll cycle did."""
+    """What one poll cycle did: intervals/envelopes read into the outbox, messages published."""
 
     intervals: int = 0
     envelopes: int = 0
     windows: int = 0
     failed_meters: list[str] = field(default_factory=list)
+    published: int = 0
+    buffer_full: bool = False
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+    def count(self, seq: int, intervals: int) -> None:
+        self.envelopes += 1
+        self.intervals += intervals
+        self.first_seq = seq if self.first_seq is None else self.first_seq
+        self.last_seq = seq
+
+
+def firmware_version() -> str:
+    try:
+        return metadata.version("hemera-cloud")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def split_window(
@@ -103,35 +149,88 @@ class Agent:
         *,
         clock: Clock | None = None,
         modbus: ModbusConnector = modbus_tcp,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.publisher = publisher
         self.clock: Clock = clock or SystemClock()
         self._modbus = modbus
-        self.store = StateStore(config.state_dir, config.tenant, config.device)
-        self.state = self.store.load()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self.buffer = EnvelopeBuffer(
+            config.state_dir / BUFFER_FILE,
+            config.tenant,
+            config.device,
+            max_envelopes=config.buffer.max_envelopes,
+            max_bytes=config.buffer.max_bytes,
+            overflow=config.buffer.overflow,
+        )
+        legacy = StateStore(config.state_dir, config.tenant, config.device)
+        if legacy.path.exists():  # an agent upgraded from the JSON state: keep its seqs and cursors
+            state = legacy.load()
+            self.buffer.adopt_legacy_state(state.next_seq, state.last_interval)
+        r = config.reconnect
+        self.retry_backoff = Backoff(r.base_seconds, r.cap_seconds, r.factor, rng=self._rng)
         # Unknown meter models fail at start-up, not in the night's first poll.
         self._models: dict[str, ModbusMeterModel] = {m.id: load_model(m.model) for m in config.meters}
+        self._meters = {m.id: m for m in config.meters}
+        self._link_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._meter_status: dict[str, str] = {}
+        self._wakeup = asyncio.Event()
+        self._commands: asyncio.Queue[bytes] = asyncio.Queue()
+        on_message = getattr(publisher, "on_message", None)
+        if on_message is not None:
+            on_message(config.command_topic, self._command_received)
 
-    async def poll_once(self) -> CycleReport:
-        """Read and publish everything new on every meter. `PublishFailed` stops the cycle."""
+    def close(self) -> None:
+        self.buffer.close()
+
+    # --- polling: meters -> outbox -----------------------------------------------------------------
+    def _link_lock(self, host: str, port: int) -> asyncio.Lock:
+        # One conversation per RTU port at a time: the cursor protocol is per meter, not per TCP
+        # connection, so a poll and a command's re-read must not interleave on the same meter.
+        return self._link_locks.setdefault((host, port), asyncio.Lock())
+
+    async def collect(self) -> CycleReport:
+        """Read everything new on every meter into the outbox (nothing is published here)."""
         report = CycleReport()
+        if self.buffer.overflow is OverflowPolicy.STOP_READING and not self.buffer.has_room():
+            # Do not even read: the meters keep the data until the outbox drains.
+            log.warning("outbox full; meters not read", extra={"depth": self.buffer.depth()})
+            report.buffer_full = True
         links: dict[tuple[str, int], list[MeterConfig]] = defaultdict(list)
         for meter in self.config.meters:
             links[(meter.host, meter.port)].append(meter)
         for (host, port), meters in links.items():
+            if report.buffer_full:
+                break
             timeout = max(m.timeout_seconds for m in meters)
-            try:
-                async with self._modbus(host, port, timeout) as client:
+            async with self._link_lock(host, port):
+                try:
+                    async with self._modbus(host, port, timeout) as client:
+                        for meter in meters:
+                            try:
+                                await self._collect(client, meter, report)
+                            except MeterReadError as exc:
+                                self._meter_failed(meter.id, exc, report)
+                            except BufferFull as exc:
+                                log.warning("outbox full; meters not read", extra={"error": str(exc)})
+                                report.buffer_full = True
+                                break
+                            else:
+                                self._meter_ok(meter.id)
+                except MeterReadError as exc:
+                    log.warning("rtu link failed", extra={"host": host, "port": port, "error": str(exc)})
                     for meter in meters:
-                        try:
-                            await self._collect(client, meter, report)
-                        except MeterReadError as exc:
-                            log.warning("meter read failed", extra={"meter": meter.id, "error": str(exc)})
-                            report.failed_meters.append(meter.id)
-            except MeterReadError as exc:
-                log.warning("rtu link failed", extra={"host": host, "port": port, "error": str(exc)})
-                report.failed_meters.extend(m.id for m in meters if m.id not in report.failed_meters)
+                        if meter.id not in report.failed_meters:
+                            self._meter_failed(meter.id, exc, report)
+        self._report_overflow()
+        if report.envelopes:
+            self._wakeup.set()
         log.info(
             "poll cycle done",
             extra={
@@ -139,93 +238,395 @@ class Agent:
                 "envelopes": report.envelopes,
                 "windows": report.windows,
                 "failed_meters": report.failed_meters,
+                "buffer_full": report.buffer_full,
             },
         )
         return report
 
+    async def poll_once(self) -> CycleReport:
+        """One cycle: read every meter into the outbox, then publish the outbox.
+
+        `PublishFailed` stops publishing; what was not acknowledged stays in the outbox.
+        """
+        report = await self.collect()
+        report.published = await self.flush()
+        return report
+
+    def _meter_failed(self, meter_id: str, exc: MeterReadError, report: CycleReport) -> None:
+        garbage = isinstance(exc, MeterAnsweredGarbage)
+        status = "garbage" if garbage else "failed"
+        log.warning("meter read failed", extra={"meter": meter_id, "error": str(exc), "reason": exc.reason})
+        report.failed_meters.append(meter_id)
+        if self._meter_status.get(meter_id) != status:  # one event per change, not one per poll
+            kind = RtuEventType.METER_GARBAGE if garbage else RtuEventType.METER_READ_FAILED
+            self.raise_event(kind, meter_id, reason=exc.reason, error=str(exc))
+        self._meter_status[meter_id] = status
+
+    def _meter_ok(self, meter_id: str) -> None:
+        previous = self._meter_status.get(meter_id)
+        if previous not in (None, "ok"):
+            self.raise_event(RtuEventType.METER_RECOVERED, meter_id, was=previous)
+        self._meter_status[meter_id] = "ok"
+
+    def _report_overflow(self) -> None:
+        if self.buffer.overflow_needs_report():
+            state = self.buffer.overflow_state()
+            count, size = self.buffer.telemetry_usage()
+            assert state is not None
+            self.raise_event(
+                RtuEventType.BUFFER_OVERFLOW,
+                policy=self.buffer.overflow.value,
+                envelopes=count,
+                bytes=size,
+                max_envelopes=self.buffer.max_envelopes,
+                max_bytes=self.buffer.max_bytes,
+                refused=state.refused,
+                dropped=state.dropped,
+                first_dropped_seq=state.first_dropped_seq,
+                last_dropped_seq=state.last_dropped_seq,
+            )
+            self.buffer.mark_overflow_reported()
+
     async def _collect(self, client: ModbusClient, meter: MeterConfig, report: CycleReport) -> None:
-        model = self._models[meter.id]
-        reader = LoadProfileReader(client, meter.id, meter.unit_id, model)
-        limit = self.config.max_intervals_per_envelope
-        batch: list[ProfileWindow] = []
-        held = 0
+        reader = LoadProfileReader(client, meter.id, meter.unit_id, self._models[meter.id])
         try:
-            async for window in reader.windows_after(
-                self.state.last_interval.get(meter.id), self.config.backfill
-            ):
-                while held + len(window.interval_starts) > limit:
-                    room = limit - held
-                    if room > 0:
-                        head, window = split_window(window, room, model.load_profile.record_size)
-                        batch.append(head)
-                    await self._send(meter, model, batch, report)
-                    batch, held = [], 0
-                batch.append(window)
-                held += len(window.interval_starts)
-                if held == limit:
-                    await self._send(meter, model, batch, report)
-                    batch, held = [], 0
-            if batch:
-                await self._send(meter, model, batch, report)
+            windows = reader.windows_after(self.state_cursor(meter.id), self.config.backfill)
+            await self._enqueue_windows(meter, windows, report, move_cursor=True)
         finally:
             report.windows += reader.windows_read
 
-    async def _send(
-        self, meter: MeterConfig, model: ModbusMeterModel, windows: list[ProfileWindow], report: CycleReport
+    def state_cursor(self, meter_id: str) -> datetime | None:
+        return self.buffer.cursors().get(meter_id)
+
+    async def _enqueue_windows(
+        self,
+        meter: MeterConfig,
+        windows: AsyncIterable[ProfileWindow],
+        report: CycleReport,
+        *,
+        move_cursor: bool,
+        until: datetime | None = None,
     ) -> None:
-        seq = self.state.next_seq
-        self.state.next_seq = seq + 1
-        self.store.save(self.state)  # reserve the seq before the payload can reach the broker
-        envelope = build_envelope(
-            tenant=self.config.tenant,
-            device=self.config.device,
-            meter=meter.id,
-            model=model.model,
-            protocol=Protocol.MODBUS,
-            seq=seq,
-            collected_at=self.clock.now(),
-            frames=[w.frame for w in windows],
+        """Group windows into envelopes of at most `max_intervals_per_envelope` and store them."""
+        model = self._models[meter.id]
+        limit = self.config.max_intervals_per_envelope
+        size = model.load_profile.record_size
+        batch: list[ProfileWindow] = []
+        held = 0
+        async for read in windows:
+            window = read
+            if until is not None:
+                keep = sum(1 for start in window.interval_starts if start <= until)
+                if keep == 0:
+                    break
+                if keep < len(window.interval_starts):
+                    window, _after = split_window(window, keep, size)
+            while held + len(window.interval_starts) > limit:
+                room = limit - held
+                if room > 0:
+                    head, window = split_window(window, room, size)
+                    batch.append(head)
+                self._store(meter, model, batch, report, move_cursor)
+                batch, held = [], 0
+            batch.append(window)
+            held += len(window.interval_starts)
+            if held == limit:
+                self._store(meter, model, batch, report, move_cursor)
+                batch, held = [], 0
+        if batch:
+            self._store(meter, model, batch, report, move_cursor)
+
+    def _store(
+        self,
+        meter: MeterConfig,
+        model: ModbusMeterModel,
+        windows: list[ProfileWindow],
+        report: CycleReport,
+        move_cursor: bool,
+    ) -> None:
+        collected_at = self.clock.now()
+
+        def payload(seq: int) -> bytes:
+            envelope = build_envelope(
+                tenant=self.config.tenant,
+                device=self.config.device,
+                meter=meter.id,
+                model=model.model,
+                protocol=Protocol.MODBUS,
+                seq=seq,
+                collected_at=collected_at,
+                frames=[w.frame for w in windows],
+            )
+            data = envelope.to_json()
+            if len(data) > MAX_ENVELOPE_BYTES:
+                raise EnvelopeTooLarge(f"envelope {seq} of meter {meter.id} is {len(data)} bytes")
+            return data
+
+        last = windows[-1].interval_starts[-1]
+        seq = self.buffer.enqueue_envelope(
+            self.config.telemetry_topic, payload, meter=meter.id, last_interval=last if move_cursor else None
         )
-        payload = envelope.to_json()
-        if len(payload) > MAX_ENVELOPE_BYTES:
-            raise EnvelopeTooLarge(f"envelope {seq} of meter {meter.id} is {len(payload)} bytes")
         intervals = sum(len(w.interval_starts) for w in windows)
-        await self.publisher.publish(self.config.telemetry_topic, payload)
-        self.state.last_interval[meter.id] = windows[-1].interval_starts[-1]
-        self.store.save(self.state)
-        report.envelopes += 1
-        report.intervals += intervals
+        report.count(seq, intervals)
         log.info(
-            "envelope published",
+            "envelope stored",
             extra={
                 "meter": meter.id,
                 "seq": seq,
                 "intervals": intervals,
                 "first": windows[0].interval_starts[0].isoformat(),
-                "last": windows[-1].interval_starts[-1].isoformat(),
-                "bytes": len(payload),
+                "last": last.isoformat(),
             },
         )
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll every `poll_seconds` until `stop` is set; a failed cycle is retried next time."""
+    # --- forwarding: outbox -> broker --------------------------------------------------------------
+    async def flush(self) -> int:
+        """Publish the outbox in order until it is empty; returns how many were acknowledged.
+
+        Raises `PublishFailed` at the first failure; that message and all after it stay queued.
+        """
+        sent = 0
+        while True:
+            batch = self.buffer.peek(self.config.broker.max_inflight)
+            if not batch:
+                return sent
+            # A window of publishes in flight, started in outbox order. On one connection the
+            # broker receives them in that order; if the connection drops, the unacknowledged
+            # ones are resent with the same seq and bytes. Only a broker *refusing* one message
+            # while accepting the next can reorder - and that message then waits, never vanishes.
+            results = await asyncio.gather(
+                *(self.publisher.publish(m.topic, m.payload) for m in batch), return_exceptions=True
+            )
+            failure: BaseException | None = None
+            for message, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                    continue
+                self.buffer.acknowledge(message.id)
+                sent += 1
+            if failure is not None:
+                raise failure
+            recovered = self.buffer.end_overflow_if_drained()
+            if recovered is not None:
+                self.raise_event(
+                    RtuEventType.BUFFER_RECOVERED,
+                    since=recovered.since.isoformat(),
+                    refused=recovered.refused,
+                    dropped=recovered.dropped,
+                    first_dropped_seq=recovered.first_dropped_seq,
+                    last_dropped_seq=recovered.last_dropped_seq,
+                )
+
+    async def _forward_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            poll = asyncio.create_task(self.poll_once())
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not poll.done():
-                # Stop now rather than after a 30 s PUBACK timeout: state only moves after an
-                # acknowledgement (and state saves are synchronous), so cancelling loses nothing.
-                poll.cancel()
-                with suppress(asyncio.CancelledError):
-                    await poll
-                return
+            self._wakeup.clear()
             try:
-                poll.result()
+                sent = await self.flush()
+                if sent:
+                    self.retry_backoff.reset()
+            except BrokerUnavailable as exc:
+                # The publisher already waited for its (jittered) reconnect; try again at once.
+                log.info(
+                    "broker unavailable; outbox kept", extra={"error": str(exc), "depth": self.buffer.depth()}
+                )
+                await self._sleep(0)
+                continue
             except PublishFailed as exc:
-                log.warning("publish failed; will resend next cycle", extra={"error": str(exc)})
-            except Exception:  # the agent is a daemon: log, keep the state, try again next cycle
+                delay = self.retry_backoff.next_delay()
+                log.warning(
+                    "publish failed; retrying",
+                    extra={"error": str(exc), "delay_s": round(delay, 3), "depth": self.buffer.depth()},
+                )
+                await self._sleep(delay)
+                continue
+            except Exception:  # a daemon: log, keep the outbox, try again
+                log.exception("forwarder crashed")
+                await self._sleep(self.retry_backoff.next_delay())
+                continue
+            await self._wakeup.wait()
+
+    # --- RTU events and health ---------------------------------------------------------------------
+    def raise_event(self, kind: RtuEventType, meter: str | None = None, **detail: Any) -> None:
+        """Queue an RTU event on `up/events` (through the outbox: events survive outages too)."""
+        event = rtu_event(self.config.tenant, self.config.device, self.clock.now(), kind, meter, **detail)
+        self.buffer.enqueue_control(MessageKind.EVENT, self.config.events_topic, event.to_json())
+        log.warning("rtu event", extra={"event": kind.value, "meter": meter, **detail})
+        self._wakeup.set()
+
+    def _temperature(self) -> tuple[float, str]:
+        path = self.config.health.temperature_path
+        try:
+            return int(path.read_text().strip()) / 1000.0, "sys"  # millidegrees Celsius
+        except (OSError, ValueError):
+            # No sensor (a container, a laptop): a plausible enclosure temperature, marked as such.
+            hours = self._monotonic() / 3600
+            return round(38.0 + 4.0 * math.sin(hours) + self._rng.uniform(-0.5, 0.5), 1), "simulated"
+
+    def health(self) -> HealthDocument:
+        _envelopes, size = self.buffer.telemetry_usage()
+        temperature, source = self._temperature()
+        return HealthDocument(
+            tenant=self.config.tenant,
+            device=self.config.device,
+            at=self.clock.now(),
+            firmware=firmware_version(),
+            uptime_seconds=round(self._monotonic() - self._started, 3),
+            signal_dbm=self.config.health.signal_dbm,
+            temperature_c=temperature,
+            temperature_source=source,  # type: ignore[arg-type]
+            buffer_depth=self.buffer.depth(),
+            buffer_bytes=size,
+            meters_failing=sorted(m for m, s in self._meter_status.items() if s != "ok"),
+        )
+
+    async def publish_health(self) -> None:
+        """Publish the health document directly: a stale one is worth nothing, so it is not queued."""
+        await self.publisher.publish(self.config.health_topic, self.health().to_json())
+
+    async def _health_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.publish_health()
+            except PublishFailed as exc:
+                log.info("health not published", extra={"error": str(exc)})
+            except Exception:
+                log.exception("health report crashed")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.health.interval_seconds)
+
+    # --- commands ------------------------------------------------------------------------------------
+    def _command_received(self, _topic: str, payload: bytes) -> None:
+        self._commands.put_nowait(payload)
+
+    async def _command_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            payload = await self._commands.get()
+            try:
+                await self.handle_command(payload)
+            except Exception:
+                log.exception("command handling crashed")
+
+    async def handle_command(self, payload: bytes) -> CommandAck | None:
+        """Execute a command at most once and queue its ack; None if it has no usable id."""
+        started = self.clock.now()
+        try:
+            command = parse_command(payload)
+        except InvalidCommand as exc:
+            command_id = command_id_of(payload)
+            log.warning("invalid command", extra={"command_id": command_id, "error": str(exc)})
+            if command_id is None or self.buffer.claim_command(command_id) is not None:
+                return None
+            return self._finish(command_id, AckStatus.ERROR, _error(exc), started)
+        earlier = self.buffer.claim_command(command.id)
+        if earlier is not None:
+            log.info("duplicate command", extra={"command_id": command.id, "original_status": earlier.status})
+            ack = CommandAck(
+                id=command.id,
+                status=AckStatus.DUPLICATE,
+                result={"original_status": earlier.status},
+                started_at=started,
+                finished_at=self.clock.now(),
+            )
+            self.buffer.enqueue_control(MessageKind.ACK, self.config.ack_topic, ack.to_json())
+            self._wakeup.set()
+            return ack
+        log.info(
+            "command", extra={"command_id": command.id, "type": command.type.value, "meter": command.meter}
+        )
+        try:
+            result = await self._execute(command)
+        except (MeterReadError, InvalidCommand, BufferFull) as exc:
+            return self._finish(command.id, AckStatus.ERROR, _error(exc), started)
+        except Exception as exc:
+            log.exception("command crashed", extra={"command_id": command.id})
+            return self._finish(
+                command.id, AckStatus.ERROR, {"reason": "internal", "detail": str(exc)}, started
+            )
+        return self._finish(command.id, AckStatus.OK, result, started)
+
+    def _finish(
+        self, command_id: str, status: AckStatus, result: dict[str, Any], started: datetime
+    ) -> CommandAck:
+        ack = CommandAck(
+            id=command_id, status=status, result=result, started_at=started, finished_at=self.clock.now()
+        )
+        self.buffer.finish_command(command_id, status.value, self.config.ack_topic, ack.to_json())
+        self._wakeup.set()
+        return ack
+
+    async def _execute(self, command: Command) -> dict[str, Any]:
+        if command.type is CommandType.PING:
+            return self.health().model_dump(mode="json", by_alias=True)
+        assert command.meter is not None  # the model requires it for every other type
+        meter = self._meters.get(command.meter)
+        if meter is None:
+            raise InvalidCommand(f"meter {command.meter} is not behind this RTU")
+        async with (
+            self._link_lock(meter.host, meter.port),
+            self._modbus(meter.host, meter.port, meter.timeout_seconds) as client,
+        ):
+            reader = LoadProfileReader(client, meter.id, meter.unit_id, self._models[meter.id])
+            if command.type is CommandType.READ_RANGE:
+                span = command.read_range()
+                report = CycleReport()
+                windows = reader.windows_between(span.from_, span.to)
+                await self._enqueue_windows(meter, windows, report, move_cursor=False, until=span.to)
+                return {
+                    "intervals": report.intervals,
+                    "envelopes": report.envelopes,
+                    "first_seq": report.first_seq,
+                    "last_seq": report.last_seq,
+                }
+            if command.type in (CommandType.CONNECT, CommandType.DISCONNECT):
+                wanted = 1 if command.type is CommandType.CONNECT else 0
+                await reader.write_register("relay", wanted)
+                now = int(await reader.read_register("relay"))
+                if now != wanted:
+                    raise MeterAnsweredGarbage(f"meter {meter.id}: relay reads {now} after writing {wanted}")
+                return {"relay": "connected" if now else "open"}
+            # clock_sync
+            target = command.clock_sync().epoch or int(self.clock.now().timestamp())
+            before = int(await reader.read_register("clock"))
+            await reader.write_register("clock", target)
+            return {"meter_clock_before": before, "set_to": target, "drift_seconds": before - target}
+
+    # --- the daemon ------------------------------------------------------------------------------------
+    async def _poll_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.collect()
+            except Exception:  # the agent is a daemon: log, keep the outbox, try again next cycle
                 log.exception("poll cycle crashed")
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll, forward, answer commands and report health until `stop` is set.
+
+        Stopping cancels whatever is in flight: the outbox is only changed by whole SQLite
+        transactions, so a cancelled publish simply stays queued.
+        """
+        forward = asyncio.create_task(self._forward_loop(stop), name="forward")
+        others = [
+            asyncio.create_task(self._poll_loop(stop), name="poll"),
+            asyncio.create_task(self._command_loop(stop), name="commands"),
+            asyncio.create_task(self._health_loop(stop), name="health"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            # A short grace for PUBACKs already on their way, so a clean stop does not leave
+            # delivered messages queued for a resend; then stop regardless.
+            self._wakeup.set()
+            with suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(forward), STOP_GRACE_SECONDS)
+            forward.cancel()
+            await asyncio.gather(forward, return_exceptions=True)
+
+
+def _error(exc: Exception) -> dict[str, Any]:
+    reason = getattr(exc, "reason", "error")
+    return {"reason": reason, "detail": str(exc)}

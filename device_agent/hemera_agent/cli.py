@@ -1,10 +1,10 @@
 """`hemera-agent`: run the RTU agent, or do one poll cycle.
 
-    hemera-agent run  --config agent.yaml   # poll until SIGTERM/SIGINT, then disconnect cleanly
-    hemera-agent once --config agent.yaml   # one cycle; prints what it published
+    hemera-agent run  --config agent.yaml   # poll, forward, obey commands until SIGTERM/SIGINT
+    hemera-agent once --config agent.yaml   # one cycle: read into the outbox, publish the outbox
 
-Exit codes: 0 done, 1 a publish failed or a meter could not be read, 2 bad configuration or no
-broker connection.
+Exit codes: 0 done, 1 a publish failed (the rest stays in the outbox) or a meter could not be
+read, 2 bad configuration or no broker connection.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hemera.domain.errors import HemeraError
 from hemera_agent.agent import Agent, CycleReport
+from hemera_agent.backoff import Backoff
 from hemera_agent.config import AgentConfig, InvalidAgentConfig, load_config
 from hemera_agent.logs import configure_logging
 from hemera_agent.publisher import BrokerUnavailable, Mqtt5Publisher, PublishFailed
@@ -26,12 +27,21 @@ from hemera_agent.publisher import BrokerUnavailable, Mqtt5Publisher, PublishFai
 log = logging.getLogger("hemera_agent.cli")
 
 
+def _publisher(config: AgentConfig) -> Mqtt5Publisher:
+    r = config.reconnect
+    return Mqtt5Publisher(
+        config.broker, config.client_id, backoff=Backoff(r.base_seconds, r.cap_seconds, r.factor)
+    )
+
+
 async def _once(config: AgentConfig) -> CycleReport:
-    publisher = Mqtt5Publisher(config.broker, config.client_id)
+    publisher = _publisher(config)
     await publisher.start()
+    agent = Agent(config, publisher)
     try:
-        return await Agent(config, publisher).poll_once()
+        return await agent.poll_once()
     finally:
+        agent.close()
         await publisher.stop()
 
 
@@ -40,8 +50,9 @@ async def _run(config: AgentConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    publisher = Mqtt5Publisher(config.broker, config.client_id)
-    await publisher.start(wait=False)  # the client keeps reconnecting; cycles retry until it is up
+    publisher = _publisher(config)
+    agent = Agent(config, publisher)  # subscribes to the command topic before the first connection
+    await publisher.start(wait=False)  # reconnects with jittered backoff; the outbox waits meanwhile
     try:
         try:
             await publisher.wait_connected()
@@ -50,8 +61,9 @@ async def _run(config: AgentConfig) -> None:
         log.info(
             "agent running", extra={"meters": [m.id for m in config.meters], "poll_s": config.poll_seconds}
         )
-        await Agent(config, publisher).run(stop)
+        await agent.run(stop)
     finally:
+        agent.close()
         await publisher.stop()
         log.info("agent stopped")
 
@@ -92,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"published {report.intervals} intervals in {report.envelopes} envelopes ({report.windows} windows read)"
     )
+    if report.published > report.envelopes:
+        print(f"also replayed {report.published - report.envelopes} messages from the outbox")
     if report.failed_meters:
         print(f"meters not read: {', '.join(report.failed_meters)}", file=sys.stderr)
         sys.exit(1)

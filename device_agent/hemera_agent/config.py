@@ -9,12 +9,27 @@ broker:
   key: certs/rtu-poa-01.key
   ca: certs/ca.crt           # omit to use the system trust store (AWS)
   flow_control: none         # iot_core (default) | none (local mosquitto)
+  max_inflight: 10           # QoS 1 publishes awaiting a PUBACK at once
+  session_expiry_seconds: 3600  # broker queues commands for an offline agent this long
 poll_seconds: 60
 state_dir: state/rtu-poa-01
 max_intervals_per_envelope: 96
 backfill_hours: 24
 meters:
   - {id: sul-m-1001, model: hx300, unit_id: 1, host: 127.0.0.1, port: 5020}
+# Optional sections (defaults shown):
+buffer:                      # store-and-forward outbox, <state_dir>/outbox.sqlite3
+  max_envelopes: 10000       # telemetry envelopes waiting for a PUBACK
+  max_bytes: 67108864        # and their bytes (>= one envelope, 128 KiB)
+  overflow: stop_reading     # stop_reading (meters keep the data) | drop_oldest (newest wins)
+reconnect:                   # full-jitter exponential backoff for MQTT reconnects and retries
+  base_seconds: 1
+  cap_seconds: 120
+  factor: 2
+health:
+  interval_seconds: 300      # RTU health document on up/health
+  signal_dbm: -67            # reported signal level (the modem is not queried yet)
+  temperature_path: /sys/class/thermal/thermal_zone0/temp
 """
 
 from __future__ import annotations
@@ -27,8 +42,10 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hemera.domain.envelope import MAX_ENVELOPE_BYTES
 from hemera.domain.errors import HemeraError
 from hemera.domain.tenancy import TenantContext, thing_name, validate_id
+from hemera_agent.buffer import OverflowPolicy
 
 Id = Annotated[str, AfterValidator(validate_id)]
 
@@ -60,6 +77,12 @@ class BrokerConfig(BaseModel):
     flow_control: FlowControl = FlowControl.IOT_CORE
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     ack_timeout_seconds: float = Field(default=30.0, gt=0)
+    # QoS 1 publishes awaiting their PUBACK at once (IoT Core allows 100 per connection). One
+    # round trip per message would cap the outbox replay at 1/RTT.
+    max_inflight: int = Field(default=10, ge=1, le=100)
+    # The broker keeps the agent's session (its command subscription, and commands sent while
+    # it is offline) this long after a disconnect; 0 = a clean session on every connection.
+    session_expiry_seconds: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
 
 
 class MeterConfig(BaseModel):
@@ -71,6 +94,36 @@ class MeterConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=502, ge=1, le=65535)
     timeout_seconds: float = Field(default=3.0, gt=0)
+
+
+class BufferConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_envelopes: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=MAX_ENVELOPE_BYTES)
+    overflow: OverflowPolicy = OverflowPolicy.STOP_READING
+
+
+class ReconnectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_seconds: float = Field(default=1.0, gt=0)
+    cap_seconds: float = Field(default=120.0, gt=0)
+    factor: float = Field(default=2.0, ge=1)
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> ReconnectConfig:
+        if self.cap_seconds < self.base_seconds:
+            raise ValueError("cap_seconds must be at least base_seconds")
+        return self
+
+
+class HealthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_seconds: float = Field(default=300.0, gt=0)
+    signal_dbm: int = Field(default=-67, ge=-140, le=0)
+    temperature_path: Path = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
 class AgentConfig(BaseModel):
@@ -87,6 +140,9 @@ class AgentConfig(BaseModel):
     # How far back the first run reads a meter that has no captured interval yet.
     backfill_hours: float = Field(default=24.0, gt=0)
     log_level: str = "INFO"
+    buffer: BufferConfig = BufferConfig()
+    reconnect: ReconnectConfig = ReconnectConfig()
+    health: HealthConfig = HealthConfig()
 
     @model_validator(mode="after")
     def _unique_meters(self) -> AgentConfig:
@@ -106,6 +162,25 @@ class AgentConfig(BaseModel):
     @property
     def telemetry_topic(self) -> str:
         return TenantContext(self.tenant).device_topic_root(self.device) + "up/telemetry"
+
+    def _topic(self, suffix: str) -> str:
+        return TenantContext(self.tenant).device_topic_root(self.device) + suffix
+
+    @property
+    def command_topic(self) -> str:
+        return self._topic("down/cmd")
+
+    @property
+    def ack_topic(self) -> str:
+        return self._topic("up/cmd-ack")
+
+    @property
+    def health_topic(self) -> str:
+        return self._topic("up/health")
+
+    @property
+    def events_topic(self) -> str:
+        return self._topic("up/events")
 
     @property
     def backfill(self) -> timedelta:

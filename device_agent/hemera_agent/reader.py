@@ -25,7 +25,7 @@ from pymodbus.exceptions import ModbusException
 
 from hemera.domain.envelope import FrameKind, ModbusFrame
 from hemera.domain.errors import HemeraError
-from hemera.domain.modbus.model import ModbusMeterModel
+from hemera.domain.modbus.model import ModbusMeterModel, RegisterSpec
 from hemera.domain.modbus.registers import decode_value, encode_value
 
 READ_HOLDING_REGISTERS: Literal[3] = 3
@@ -35,6 +35,13 @@ class MeterReadError(HemeraError):
     """The meter did not answer, or answered with a Modbus exception or an impossible window."""
 
     reason = "meter_read_failed"
+
+
+class MeterAnsweredGarbage(MeterReadError):
+    """The meter answered, but not as its model allows: an exception response, a block of the
+    wrong size, records out of order. Worth its own RTU event: the link works, the meter does not."""
+
+    reason = "meter_garbage"
 
 
 class RegisterResponse(Protocol):
@@ -85,10 +92,10 @@ class LoadProfileReader:
         except ModbusException as exc:
             raise MeterReadError(f"meter {self.meter_id}: read {address}+{count} failed: {exc}") from exc
         if response.isError():
-            raise MeterReadError(f"meter {self.meter_id}: read {address}+{count} answered {response}")
+            raise MeterAnsweredGarbage(f"meter {self.meter_id}: read {address}+{count} answered {response}")
         registers = list(response.registers)
         if len(registers) != count:
-            raise MeterReadError(
+            raise MeterAnsweredGarbage(
                 f"meter {self.meter_id}: asked {count} registers at {address}, got {len(registers)}"
             )
         return registers
@@ -99,7 +106,26 @@ class LoadProfileReader:
         except ModbusException as exc:
             raise MeterReadError(f"meter {self.meter_id}: write {address} failed: {exc}") from exc
         if response.isError():
-            raise MeterReadError(f"meter {self.meter_id}: write {address} answered {response}")
+            raise MeterAnsweredGarbage(f"meter {self.meter_id}: write {address} answered {response}")
+
+    async def read_register(self, name: str) -> int | float:
+        """A named register of the model's map (raw value, before the scaler)."""
+        spec = self._register(name)
+        registers = await self._read(spec.address, spec.width)
+        return decode_value(registers, 0, spec.type, self.model.word_order)
+
+    async def write_register(self, name: str, value: int) -> None:
+        """Write a named register the map marks writable."""
+        spec = self._register(name)
+        if spec.access == "r":
+            raise MeterReadError(f"meter {self.meter_id}: register {name} of {self.model.model} is read-only")
+        await self._write(spec.address, encode_value(value, spec.type, self.model.word_order))
+
+    def _register(self, name: str) -> RegisterSpec:
+        try:
+            return self.model.registers[name]
+        except KeyError:
+            raise MeterReadError(f"meter model {self.model.model} has no register {name!r}") from None
 
     async def newest_interval(self) -> datetime | None:
         """Start of the newest completed interval the meter holds, None if it holds none."""
@@ -126,7 +152,9 @@ class LoadProfileReader:
         if any(later <= earlier for earlier, later in itertools.pairwise(starts)) or (
             starts and starts[0] < cursor
         ):
-            raise MeterReadError(f"meter {self.meter_id}: window for {cursor.isoformat()} is out of order")
+            raise MeterAnsweredGarbage(
+                f"meter {self.meter_id}: window for {cursor.isoformat()} is out of order"
+            )
         frame = ModbusFrame(
             kind=FrameKind.LOAD_PROFILE,
             unit_id=self.unit_id,
@@ -150,6 +178,23 @@ class LoadProfileReader:
             return
         cursor = last_captured + self.interval if last_captured else newest - backfill + self.interval
         while cursor <= newest:
+            window = await self.read_window(cursor)
+            if not window.interval_starts:
+                return
+            yield window
+            cursor = window.interval_starts[-1] + self.interval
+
+    async def windows_between(self, first: datetime, last: datetime) -> AsyncIterator[ProfileWindow]:
+        """Every window holding records whose start is in [first, last] (an on-demand re-read).
+
+        The last window may hold records after `last`; the caller cuts them off.
+        """
+        newest = await self.newest_interval()
+        if newest is None:
+            return
+        cursor = first
+        end = min(last, newest)
+        while cursor <= end:
             window = await self.read_window(cursor)
             if not window.interval_starts:
                 return

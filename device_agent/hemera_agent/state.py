@@ -1,10 +1,12 @@
-"""The agent's durable state: next sequence number and each meter's last captured interval.
+"""The agent's former durable state (`agent-state.json`): next seq and each meter's cursor.
+
+Superseded by the outbox (`hemera_agent.buffer`), which keeps both in the same SQLite
+transaction as the envelopes. The agent still reads this file once, to adopt an upgraded RTU's
+seq and cursors (`EnvelopeBuffer.adopt_legacy_state`); it no longer writes it.
 
 One small JSON file per device, replaced atomically (write a temporary file in the same folder,
 fsync, rename over the old one, fsync the folder), so a power cut leaves either the old or the
-new state, never a torn file. The meter's own load-profile memory is the buffer: the agent only
-moves a meter's `last_interval` after the broker acknowledged the envelope holding it, so a crash
-makes the agent read and send those intervals again rather than lose them.
+new state, never a torn file.
 """
 
 from __future__ import annotations

@@ -124,3 +124,19 @@ def demo(
         if not exit_when_ready:
             console.print("Ctrl-C or [bold]hemera local down[/] stops the demo.")
             wait_for_shutdown()
+
+
+@app.command("sim")
+def sim(
+    scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML (hemera.scenario/1).")],
+    state_dir: StateDir = REPO_ROOT / ".hemera",
+    speed: Annotated[float | None, typer.Option(help="Override the scenario's clock speed.")] = None,
+    agents: Annotated[
+        bool, typer.Option(help="Start one hemera-agent per RTU if a local cloud runs.")
+    ] = True,
+    exit_after: Annotated[float, typer.Option(help="Stop after this many seconds (0 = Ctrl-C).")] = 0.0,
+) -> None:
+    """N meters behind M RTUs for K tenants from one scenario file, on an accelerated clock."""
+    from hemera_local.fleet import fleet_command
+
+    fleet_command(scenario_file, state_dir, speed, agents, exit_after)

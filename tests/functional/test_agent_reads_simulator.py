@@ -20,6 +20,7 @@ from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import METER_FLAG_POWER_OUTAGE, Channel
 from hemera.tenants import load_tenant_file
 from hemera_agent.agent import Agent
+from hemera_agent.buffer import BUFFER_FILE, EnvelopeBuffer
 from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import InMemoryPublisher, PublishFailed
@@ -93,7 +94,9 @@ class Rig:
             if not any(
                 start < off_end and start + QUARTER > off_start for off_start, off_end in meter.off_windows
             ):
-                energy = interval_energy(meter.seed, meter.load_class, meter.peak_kw, meter.timezone, start)
+                energy = interval_energy(
+                    meter.seed, meter.load_class, meter.peak_kw, meter.timezone, start, country=meter.country
+                )
                 for channel, name in CHANNEL_FIELD.items():
                     values[(start, channel)] = getattr(energy, name)
             start += QUARTER
@@ -123,6 +126,10 @@ def decoded(publisher: InMemoryPublisher) -> dict[str, dict[tuple[datetime, Chan
                 assert reading.raw_value is not None
                 out.setdefault(envelope.meter, {})[(reading.start, reading.channel)] = reading.raw_value
     return out
+
+
+def outbox(state_dir: Path) -> EnvelopeBuffer:
+    return EnvelopeBuffer(state_dir / BUFFER_FILE, "sul-energia", "rtu-poa-01")
 
 
 def intervals(values: dict[tuple[datetime, Channel], int]) -> list[datetime]:
@@ -249,27 +256,34 @@ def test_a_restarted_agent_reads_nothing_again(rig: Rig, tmp_path: Path) -> None
     assert second.messages == []
     assert report.windows == 0
     assert {unit: rig.simulator.stats(unit).window_fills for unit in (1, 2)} == fills
-    state = json.loads((tmp_path / "agent-state.json").read_text())
-    assert state["next_seq"] == 2
-    assert state["last_interval"] == {INDUSTRY: "2026-03-02T23:45:00Z", COMMERCE: "2026-03-02T23:45:00Z"}
+    buffer = outbox(tmp_path)
+    assert buffer.next_seq == 2
+    assert buffer.depth() == 0
+    last = DAY + timedelta(hours=23, minutes=45)
+    assert buffer.cursors() == {INDUSTRY: last, COMMERCE: last}
 
 
-def test_an_unacknowledged_envelope_is_read_and_sent_again_under_a_new_seq(rig: Rig, tmp_path: Path) -> None:
+def test_an_unacknowledged_envelope_stays_in_the_outbox_and_is_sent_again_unchanged(
+    rig: Rig, tmp_path: Path
+) -> None:
     # Given a broker that acknowledges the first envelope and then fails
     flaky = InMemoryPublisher(fail_after=1)
     with pytest.raises(PublishFailed):
         asyncio.run(rig.agent(tmp_path, flaky).poll_once())
+    fills = {unit: rig.simulator.stats(unit).window_fills for unit in (1, 2)}
 
     # When the agent restarts against a healthy broker
     healthy = InMemoryPublisher()
     asyncio.run(rig.agent(tmp_path, healthy).poll_once())
 
-    # Then the industrial meter (acknowledged) is not resent, the commerce meter is, and its seq
-    # is new: seq 1 was reserved by the failed attempt and is never reused for other bytes
+    # Then only the commerce envelope (never acknowledged) is sent, from the outbox: same seq, and
+    # the meters were not read again
     resent = [parse_envelope(p) for _t, p in healthy.messages]
-    assert [(e.meter, e.seq) for e in resent] == [(COMMERCE, 2)]
+    assert [(e.meter, e.seq) for e in resent] == [(COMMERCE, 1)]
+    assert {unit: rig.simulator.stats(unit).window_fills for unit in (1, 2)} == fills
     got = decoded(flaky) | decoded(healthy)
     assert got[COMMERCE] == rig.expected(COMMERCE, DAY, DAY + timedelta(hours=23, minutes=45))
+    assert outbox(tmp_path).depth() == 0
 
 
 def test_the_first_run_backfills_only_the_configured_window(rig: Rig, tmp_path: Path) -> None:
@@ -284,7 +298,7 @@ def test_the_first_run_backfills_only_the_configured_window(rig: Rig, tmp_path: 
     assert len(starts) == 24
 
 
-def test_an_unreachable_rtu_is_reported_and_nothing_is_published(tmp_path: Path) -> None:
+def test_an_unreachable_rtu_is_reported_as_an_rtu_event_and_no_telemetry_is_published(tmp_path: Path) -> None:
     # Given a meter on a port where nothing listens
     config = AgentConfig.model_validate(
         {
@@ -299,8 +313,11 @@ def test_an_unreachable_rtu_is_reported_and_nothing_is_published(tmp_path: Path)
 
     report = asyncio.run(Agent(config, publisher).poll_once())
 
+    # Then the meter is reported, no telemetry is published, and the RTU says why on up/events
     assert report.failed_meters == [INDUSTRY]
-    assert publisher.messages == []
+    assert publisher.topic("up/telemetry") == []
+    [event] = [json.loads(p) for p in publisher.topic("up/events")]
+    assert (event["type"], event["meter"]) == ("meter_read_failed", INDUSTRY)
 
 
 class HangingBroker:
@@ -321,17 +338,24 @@ def test_run_polls_until_stopped(rig: Rig, tmp_path: Path) -> None:
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
-        while len(publisher.messages) < 2:
+        while len(publisher.topic("up/telemetry")) < 2:
             await asyncio.sleep(0.01)
         rig.wall.advance(15)  # the next quarter hour ends; a later cycle picks it up
-        while len(publisher.messages) < 4:
+        while len(publisher.topic("up/telemetry")) < 4:
             await asyncio.sleep(0.01)
         stop.set()
         await asyncio.wait_for(task, 5)
 
     asyncio.run(scenario())
 
-    assert [parse_envelope(p).seq for _t, p in publisher.messages] == [0, 1, 2, 3]
+    assert [parse_envelope(p).seq for p in publisher.topic("up/telemetry")] == [0, 1, 2, 3]
+    # And the RTU reported its health when it started
+    health = json.loads(publisher.topic("up/health")[0])
+    assert (health["schema"], health["device"], health["firmware"]) == (
+        "hemera.rtu-health/1",
+        "rtu-poa-01",
+        "0.1.0",
+    )
 
 
 def test_stopping_does_not_wait_for_a_puback_that_never_comes(rig: Rig, tmp_path: Path) -> None:
@@ -341,14 +365,15 @@ def test_stopping_does_not_wait_for_a_puback_that_never_comes(rig: Rig, tmp_path
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
-        while not broker.attempts:
+        while agent.buffer.next_seq < 2 or broker.attempts < 2:  # health, then the day's first
             await asyncio.sleep(0.01)
         stop.set()
         await asyncio.wait_for(task, 2)
 
     asyncio.run(scenario())
 
-    # Then nothing counts as captured: the next run reads the day again, under a fresh seq
-    state = json.loads((tmp_path / "agent-state.json").read_text())
-    assert state["last_interval"] == {}
-    assert state["next_seq"] == 1
+    # Then the day is captured in the outbox, unacknowledged, for the next run to send
+    buffer = outbox(tmp_path)
+    assert buffer.next_seq == 2
+    assert [m.seq for m in buffer.peek(10)] == [0, 1]
+    assert set(buffer.cursors()) == {INDUSTRY, COMMERCE}

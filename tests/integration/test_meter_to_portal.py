@@ -56,6 +56,7 @@ def test_a_full_local_day_arrives_with_the_values_the_meter_recorded(local_cloud
                 meter.peak_kw,
                 tenant.timezone,
                 (start + timedelta(minutes=15 * i)).astimezone(UTC),
+                country=tenant.country,  # the meter runs its country's public holidays like Sundays
             ).active_import_wh
             for i in range(96)
         ]

@@ -12,8 +12,17 @@ read from the model, never re-typed here:
 - the newest-interval register, the clock register (epoch of `clock.now()`), the profile period;
 - energy registers equal to the sum of the recorded intervals since `history_start`, converted to
   the register's scaler (Wh → 0.01 kWh truncates), so register and profile agree;
-- the relay register (read/write). Registers the map marks read-only answer writes with
-  ILLEGAL ADDRESS; addresses the map does not define answer reads with ILLEGAL ADDRESS.
+- the relay register (read/write; 0 opens the supply: no consumption until it is 1 again), the
+  clock register (writing it sets the meter clock: a clock sync), and the instantaneous registers
+  a map may define (`voltage_l1..3`, `current_l1..3`, `active_power`, `reactive_power`,
+  `power_factor`, `frequency`, from `profile.instantaneous`) and a signed `net_active` total.
+  Registers the map marks read-only answer writes with ILLEGAL ADDRESS; addresses the map does not
+  define answer reads with ILLEGAL ADDRESS.
+
+Faults (`scenario.py`: meter off, communication loss, spikes, clock drift/reset, outages, phase
+loss, reverse energy, tamper, relay opened) are applied through that module's pure functions:
+records are made per true interval, stamped with the meter's own clock; the meter keeps an event
+log (`ModbusMeterSimulator.events(unit_id)`).
 
 Run in-process (`ModbusMeterSimulator(...).start()`, a server thread with its own event loop) or
 as a process: `python -m hemera_agent.simulators.modbus_meter --port P --tenant-file F --rtu ID`.
@@ -46,10 +55,30 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hemera.domain.modbus.model import FieldSpec, ModbusMeterModel, load_model
 from hemera.domain.modbus.registers import WIDTH, decode_value, encode_value
-from hemera.domain.readings import METER_FLAG_POWER_OUTAGE, Channel
+from hemera.domain.readings import METER_FLAG_CLOCK_ADJUSTED, Channel
 from hemera.tenants import LoadClass, TenantDefinition, load_tenant_file
 from hemera_agent.clock import Clock, SimClock, utc_now
-from hemera_agent.simulators.profile import IntervalEnergy, interval_energy, meter_seed
+from hemera_agent.simulators.profile import (
+    Instantaneous,
+    IntervalEnergy,
+    instantaneous,
+    interval_energy,
+    meter_seed,
+)
+from hemera_agent.simulators.scenario import (
+    ClockSync,
+    Fault,
+    MeterEvent,
+    MeterOff,
+    RelayOpen,
+    comm_state,
+    faulted_instantaneous,
+    load_scenario,
+    meter_clock,
+    meter_events,
+    recorded_interval,
+    relay_connected,
+)
 
 log = logging.getLogger("hemera_agent.simulator")
 
@@ -66,7 +95,11 @@ OffWindow = tuple[datetime, datetime]
 
 @dataclass(frozen=True)
 class SimulatedMeter:
-    """One meter behind the RTU: its unit id, its load and its outages."""
+    """One meter behind the RTU: its unit id, its load, its outages and its scenario faults.
+
+    `country` (the tenant's) makes its public holidays run like Sundays; `off_windows` are
+    shorthand for `meter_off` faults.
+    """
 
     meter_id: str
     unit_id: int
@@ -76,13 +109,23 @@ class SimulatedMeter:
     seed: str
     model: str = "hx300"
     off_windows: tuple[OffWindow, ...] = field(default=())
+    country: str | None = None
+    faults: tuple[Fault, ...] = field(default=())
+
+    def all_faults(self) -> tuple[Fault, ...]:
+        return (*(MeterOff(start=a, end=b) for a, b in self.off_windows), *self.faults)
 
 
 def meters_from_tenant(
-    tenant: TenantDefinition, rtu_id: str, off_windows: Mapping[str, Sequence[OffWindow]] | None = None
+    tenant: TenantDefinition,
+    rtu_id: str,
+    off_windows: Mapping[str, Sequence[OffWindow]] | None = None,
+    *,
+    faults: Mapping[str, Sequence[Fault]] | None = None,
 ) -> list[SimulatedMeter]:
     """The Modbus meters a tenant file places behind `rtu_id`, ready to simulate."""
     off_windows = off_windows or {}
+    faults = faults or {}
     return [
         SimulatedMeter(
             meter_id=m.id,
@@ -93,6 +136,8 @@ def meters_from_tenant(
             seed=meter_seed(tenant.id, m.id),
             model=m.model,
             off_windows=tuple(off_windows.get(m.id, ())),
+            country=tenant.country,
+            faults=tuple(faults.get(m.id, ())),
         )
         for m in tenant.meters_of(rtu_id)
         if m.protocol == "modbus"
@@ -104,9 +149,27 @@ def _epoch(moment: datetime) -> int:
 
 
 def _wh_to_raw(wh: int, spec: FieldSpec) -> int:
-    """Whole Wh/varh to the raw integer of a field whose scaler is a power of ten of kWh/kvarh."""
+    """Whole Wh/varh to the raw integer of a field whose scaler is a power of ten of kWh/kvarh
+    (a meter's counter truncates towards zero, also when signed)."""
     exponent = -3 - spec.scaler  # raw unit = 10**scaler kWh = 10**(scaler + 3) Wh
-    return wh * 10**exponent if exponent >= 0 else wh // 10**-exponent
+    if exponent >= 0:
+        return wh * 10**exponent
+    magnitude = abs(wh) // 10**-exponent
+    return -magnitude if wh < 0 else magnitude
+
+
+_INSTANT_FIELDS = {
+    "voltage_l1": lambda i: i.voltage_v[0],
+    "voltage_l2": lambda i: i.voltage_v[1],
+    "voltage_l3": lambda i: i.voltage_v[2],
+    "current_l1": lambda i: i.current_a[0],
+    "current_l2": lambda i: i.current_a[1],
+    "current_l3": lambda i: i.current_a[2],
+    "active_power": lambda i: i.active_power_w,
+    "reactive_power": lambda i: i.reactive_power_var,
+    "power_factor": lambda i: i.power_factor,
+    "frequency": lambda i: i.frequency_hz,
+}
 
 
 class MeterMemory:
@@ -122,25 +185,34 @@ class MeterMemory:
         self._lp = model.load_profile
         self._interval = timedelta(minutes=self._lp.interval_minutes)
         seconds = int(self._interval.total_seconds())
+        self._seconds = seconds
         aligned = _epoch(history_start) // seconds * seconds
         self._next = datetime.fromtimestamp(aligned, UTC)
         self.epochs: list[int] = []
         self._records: list[list[int]] = []
         self.totals_wh: dict[Channel, int] = dict.fromkeys(_ENERGY_FIELD, 0)
-        self._was_off = False
+        self._scenario_faults = meter.all_faults()
+        self._relay_windows: list[RelayOpen] = []  # opened by writes of the relay register
+        self.clock_syncs: list[ClockSync] = []  # writes of the clock register
 
-    def _is_off(self, start: datetime) -> bool:
-        end = start + self._interval
-        return any(start < off_end and end > off_start for off_start, off_end in self.meter.off_windows)
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        return (*self._scenario_faults, *self._relay_windows)
+
+    def meter_time(self, now: datetime) -> datetime:
+        """What the meter's own clock shows at true time `now`."""
+        return meter_clock(now, self.faults, self.clock_syncs)
+
+    def _stamp(self, start: datetime) -> int:
+        """The interval start the meter writes: its own clock, to the nearest interval boundary."""
+        epoch = self.meter_time(start).timestamp()
+        return round(epoch / self._seconds) * self._seconds
 
     def advance(self, now: datetime) -> None:
-        """Record every interval that has ended by `now`."""
+        """Record every (true) interval that has ended by `now`."""
         while self._next + self._interval <= now:
             start = self._next
             self._next = start + self._interval
-            if self._is_off(start):
-                self._was_off = True
-                continue
             energy = interval_energy(
                 self.meter.seed,
                 self.meter.load_class,
@@ -148,22 +220,52 @@ class MeterMemory:
                 self.meter.timezone,
                 start,
                 self._lp.interval_minutes,
+                country=self.meter.country,
             )
-            flags = METER_FLAG_POWER_OUTAGE if self._was_off else 0
-            self._was_off = False
-            self.epochs.append(_epoch(start))
-            self._records.append(self._encode_record(start, energy, flags))
+            recorded = recorded_interval(energy, start, self._lp.interval_minutes, self.faults)
+            if recorded is None:
+                continue
+            stamp = self._stamp(start)
+            flags = recorded.flags
+            if any(start - self._interval < s.at <= start for s in self.clock_syncs):
+                flags |= METER_FLAG_CLOCK_ADJUSTED
+            position = bisect.bisect_left(self.epochs, stamp)
+            if position < len(self.epochs) and self.epochs[position] == stamp:
+                continue  # a drifting clock stamped two intervals alike: the meter keeps the first
+            self.epochs.insert(position, stamp)
+            self._records.insert(position, self._encode_record(stamp, recorded.energy, flags))
             for channel, name in _ENERGY_FIELD.items():
-                self.totals_wh[channel] += getattr(energy, name)
+                self.totals_wh[channel] += getattr(recorded.energy, name)
 
-    def _encode_record(self, start: datetime, energy: IntervalEnergy, flags: int) -> list[int]:
+    # --- commands the meter accepts over Modbus ---------------------------------------------------
+    def command_relay(self, connect: bool, now: datetime) -> None:
+        """A write of the relay register at true time `now`."""
+        self.advance(now)
+        open_window = next((w for w in self._relay_windows if w.end is None), None)
+        if connect and open_window is not None:
+            self._relay_windows[self._relay_windows.index(open_window)] = RelayOpen(
+                start=open_window.start, end=max(now, open_window.start + timedelta(microseconds=1))
+            )
+        elif not connect and open_window is None and relay_connected(now, self.faults):
+            self._relay_windows.append(RelayOpen(start=now))
+
+    def set_clock(self, meter_epoch: int, now: datetime) -> None:
+        """A write of the clock register at true time `now` (a clock sync)."""
+        self.advance(now)
+        self.clock_syncs.append(ClockSync(at=now, set_to=datetime.fromtimestamp(meter_epoch, UTC)))
+
+    def events(self, now: datetime) -> list[MeterEvent]:
+        """The meter's event log at true time `now`, oldest first."""
+        return meter_events(self.faults, now, self.clock_syncs)
+
+    def _encode_record(self, stamp: int, energy: IntervalEnergy, flags: int) -> list[int]:
         order = self.model.word_order
         record = [0] * self._lp.record_size
 
         def put(spec: FieldSpec, value: int) -> None:
             record[spec.offset : spec.offset + spec.width] = encode_value(value, spec.type, order)
 
-        put(self._lp.timestamp, _epoch(start))
+        put(self._lp.timestamp, stamp)
         for spec in self._lp.channels:
             assert spec.channel is not None  # LoadProfileSpec guarantees it
             put(spec, _wh_to_raw(getattr(energy, _ENERGY_FIELD[spec.channel]), spec))
@@ -190,7 +292,12 @@ class MeterMemory:
         values: dict[int, list[int]] = {}
         regs = self.model.registers
         if "clock" in regs:
-            values[regs["clock"].address] = encode_value(_epoch(now), regs["clock"].type, order)
+            values[regs["clock"].address] = encode_value(
+                _epoch(self.meter_time(now)), regs["clock"].type, order
+            )
+        if "relay" in regs:
+            connected = relay_connected(now, self.faults)
+            values[regs["relay"].address] = encode_value(int(connected), regs["relay"].type, order)
         if "profile_period" in regs:
             spec = regs["profile_period"]
             values[spec.address] = encode_value(self._lp.interval_minutes, spec.type, order)
@@ -199,7 +306,30 @@ class MeterMemory:
             if channel.value in regs:
                 spec = regs[channel.value]
                 values[spec.address] = encode_value(_wh_to_raw(total, spec), spec.type, order)
+        if "net_active" in regs:
+            spec = regs["net_active"]
+            net = self.totals_wh[Channel.ACTIVE_IMPORT] - self.totals_wh[Channel.ACTIVE_EXPORT]
+            values[spec.address] = encode_value(_wh_to_raw(net, spec), spec.type, order)
+        if any(name in regs for name in _INSTANT_FIELDS):
+            measured = faulted_instantaneous(self.instantaneous(now), now, self.faults)
+            for name, pick in _INSTANT_FIELDS.items():
+                if name in regs:
+                    spec = regs[name]
+                    raw = round(float(pick(measured)) * 10**-spec.scaler)
+                    values[spec.address] = encode_value(raw, spec.type, order)
         return values
+
+    def instantaneous(self, now: datetime) -> Instantaneous:
+        """Healthy instantaneous values at true time `now` (before faults)."""
+        return instantaneous(
+            self.meter.seed,
+            self.meter.load_class,
+            self.meter.peak_kw,
+            self.meter.timezone,
+            now,
+            self._lp.interval_minutes,
+            country=self.meter.country,
+        )
 
 
 @dataclass
@@ -209,6 +339,7 @@ class UnitStats:
     requests: int = 0
     window_fills: int = 0
     window_reads: int = 0
+    unanswered: int = 0  # requests refused by a fault (meter off, outage, communication loss)
 
 
 class _UnitHandler:
@@ -224,6 +355,9 @@ class _UnitHandler:
         self._window = lp.window_address
         self._window_len = lp.window_registers
         self._cursor_type = lp.timestamp.type
+        regs = model.registers
+        self._relay = regs["relay"].address if "relay" in regs else None
+        self._clock = regs.get("clock")
 
     def simdevice(self) -> SimDevice:
         model = self.memory.model
@@ -262,10 +396,22 @@ class _UnitHandler:
         self.stats.requests += 1
         now = self.clock.now()
         self.memory.advance(now)
+        state, silence = comm_state(now, self.memory.faults)
+        if state != "answering":
+            self.stats.unanswered += 1
+            if state == "silent":
+                await asyncio.sleep(silence)  # the client's timeout fires first, as on a dead line
+            return ExcCodes.GATEWAY_NO_RESPONSE
+        writing = function_code in _WRITE_FUNCTIONS and set_values is not None
+        if writing and self._relay is not None and address <= self._relay < address + count:
+            self.memory.command_relay(bool(int((set_values or [])[self._relay - address])), now)
+        clock = self._clock
+        if writing and clock is not None and address == clock.address and count == clock.width:
+            words = [int(v) for v in set_values or ()]
+            self.memory.set_clock(int(decode_value(words, 0, clock.type, self.memory.model.word_order)), now)
         for reg_address, words in self.memory.register_values(now).items():
             base = reg_address - start_address
             registers[base : base + len(words)] = words
-        writing = function_code in _WRITE_FUNCTIONS and set_values is not None
         cursor_width = WIDTH[self._cursor_type]
         if writing and address < self._cursor + cursor_width and address + count > self._cursor:
             if address != self._cursor or count != cursor_width:
@@ -324,6 +470,11 @@ class ModbusMeterSimulator:
 
     def memory(self, unit_id: int) -> MeterMemory:
         return self._handlers[unit_id].memory
+
+    def events(self, unit_id: int) -> list[MeterEvent]:
+        """The event log of the meter at `unit_id` now (power down/up, tamper, relay, clock...)."""
+        handler = self._handlers[unit_id]
+        return handler.memory.events(handler.clock.now())
 
     def start(self, timeout: float = 10.0) -> ModbusMeterSimulator:
         if self._thread is not None:
@@ -413,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "record S times faster than real time until caught up, then at real time",
     )
     parser.add_argument("--off", type=_parse_off, action="append", default=[], help="METER=START/END outage")
+    parser.add_argument("--scenario", type=Path, default=None, help="scenario file with the meters' faults")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -424,7 +576,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if history_start.tzinfo is None:
         parser.error("--history-start needs a UTC offset")
     clock: Clock = SimClock(start=utc_now() if args.speed == 1 else history_start, speed=args.speed)
-    meters = meters_from_tenant(tenant, args.rtu, off)
+    faults = {}
+    if args.scenario is not None:
+        scenario = load_scenario(args.scenario)
+        faults = {m.id: scenario.faults_for(tenant.id, m.id) for m in tenant.meters}
+    meters = meters_from_tenant(tenant, args.rtu, off, faults=faults)
     if not meters:
         parser.error(f"no Modbus meters behind RTU {args.rtu!r} in {args.tenant_file}")
     simulator = ModbusMeterSimulator(

@@ -7,6 +7,17 @@ Schema `hemera.envelope/1`:
      "frames": [{"kind": "load_profile", "unit_id": 1, "function": 3, "address": 210,
                  "count": 121, "data": "<hex, 2 bytes per register, big-endian as on the wire>"}]}
 
+A DLMS envelope (`"protocol": "dlms"`) carries `DlmsFrame`s instead: one COSEM attribute value
+each, as the meter encoded it (A-XDR, hex), with the object that was read and, for a selective
+read of a profile, the range asked for:
+
+     "frames": [{"kind": "load_profile", "obis": "1.0.99.1.0.255", "class_id": 7, "attribute": 2,
+                 "selector": {"from": "2026-11-22T00:00:00Z", "to": "2026-11-22T23:59:59Z"},
+                 "data": "<hex of the A-XDR Data value, e.g. 01 60 02 05 09 0c ...>"}]
+
+The frame's shape (an `obis` key) tells the two frame types apart, and the envelope's `protocol`
+must agree with it; Modbus envelopes of schema 1 validate exactly as before (additive change).
+
 The agent does not decode: the cloud translates frames with the meter model's map, so a new
 meter model is a data change in the cloud, not a field upgrade.
 """
@@ -14,12 +25,24 @@ meter model is a data change in the cloud, not a field upgrade.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
+from hemera.domain.dlms.obis import Obis
 from hemera.domain.errors import MalformedEnvelope
 from hemera.domain.tenancy import validate_id
 
@@ -37,6 +60,8 @@ class Protocol(StrEnum):
 class FrameKind(StrEnum):
     LOAD_PROFILE = "load_profile"
     REGISTERS = "registers"
+    INSTANTANEOUS = "instantaneous"
+    EVENTS = "events"
 
 
 def _hex(value: str) -> str:
@@ -49,7 +74,18 @@ def _hex(value: str) -> str:
     return value.lower()
 
 
+def _dlms_hex(value: str) -> str:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise ValueError("data is not hexadecimal") from exc
+    if not raw:
+        raise ValueError("a DLMS frame carries at least one byte")
+    return value.lower()
+
+
 HexData = Annotated[str, AfterValidator(_hex)]
+DlmsHexData = Annotated[str, AfterValidator(_dlms_hex)]
 Id = Annotated[str, AfterValidator(validate_id)]
 
 
@@ -74,6 +110,55 @@ class ModbusFrame(BaseModel):
         return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
 
 
+class DlmsRange(BaseModel):
+    """The range of a selective read of a profile (selector 1): capture times, both inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: AwareDatetime = Field(alias="from")
+    to: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DlmsRange:
+        if self.to < self.from_:
+            raise ValueError("a range ends after it starts")
+        return self
+
+
+class DlmsFrame(BaseModel):
+    """One COSEM attribute value as read from the meter (GET response data, A-XDR encoded).
+
+    `kind` says what the agent read it as; `obis`/`class_id`/`attribute` name the attribute
+    (e.g. ProfileGeneric 1.0.99.1.0.255, class 7, attribute 2 = buffer); `selector` is the range
+    of a selective read, absent for a plain GET.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: FrameKind
+    obis: Obis
+    class_id: int = Field(ge=1, le=0xFFFF)
+    attribute: int = Field(ge=1, le=127)
+    selector: DlmsRange | None = None
+    data: DlmsHexData
+
+    def raw(self) -> bytes:
+        return bytes.fromhex(self.data)
+
+
+def _frame_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "dlms" if "obis" in value else "modbus"
+    return "dlms" if isinstance(value, DlmsFrame) else "modbus"
+
+
+_FRAME_TAGS = frozenset({"modbus", "dlms"})
+Frame = Annotated[
+    Annotated[ModbusFrame, Tag("modbus")] | Annotated[DlmsFrame, Tag("dlms")],
+    Discriminator(_frame_type),
+]
+
+
 class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,7 +170,15 @@ class Envelope(BaseModel):
     protocol: Protocol
     seq: int = Field(ge=0)
     collected_at: AwareDatetime
-    frames: list[ModbusFrame] = Field(min_length=1)
+    frames: list[Frame] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _frames_match_protocol(self) -> Envelope:
+        # The protocol decides how frames are read; canonical envelopes are not translated yet.
+        wanted = {Protocol.MODBUS: ModbusFrame, Protocol.DLMS: DlmsFrame}.get(self.protocol)
+        if wanted is not None and not all(isinstance(f, wanted) for f in self.frames):
+            raise ValueError(f"a {self.protocol} envelope carries {self.protocol} frames only")
+        return self
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
@@ -100,7 +193,7 @@ def build_envelope(
     protocol: Protocol,
     seq: int,
     collected_at: datetime,
-    frames: list[ModbusFrame],
+    frames: Sequence[ModbusFrame | DlmsFrame],
 ) -> Envelope:
     return Envelope.model_validate(
         {
@@ -112,7 +205,7 @@ def build_envelope(
             "protocol": protocol,
             "seq": seq,
             "collected_at": collected_at,
-            "frames": frames,
+            "frames": list(frames),
         }
     )
 
@@ -127,7 +220,9 @@ def parse_envelope(document: dict[str, Any] | bytes | str) -> Envelope:
         return Envelope.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "envelope"
+        # Drop the frame-type tags of the union from the location: "frames.0.count", not
+        # "frames.0.modbus.count".
+        where = ".".join(str(p) for p in first["loc"] if p not in _FRAME_TAGS) or "envelope"
         raise MalformedEnvelope(f"{where}: {first['msg']}") from exc
     except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
         raise MalformedEnvelope(f"not JSON: {exc}") from exc

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from hemera.domain.envelope import Envelope, FrameKind, Protocol, parse_envelope
+from hemera.domain.dlms.model import PROFILE_GENERIC_CLASS, decode_load_profile_buffer, load_dlms_model
+from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol, parse_envelope
 from hemera.domain.errors import (
     MalformedEnvelope,
     MalformedFrame,
@@ -86,6 +87,8 @@ def topic_tenant(topic: str | None) -> str | None:
 
 def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     """Translate the raw frames of an envelope into canonical interval readings."""
+    if envelope.protocol is Protocol.DLMS:
+        return _decode_dlms(envelope)
     if envelope.protocol is not Protocol.MODBUS:
         raise UnsupportedProtocol(f"protocol {envelope.protocol} is not translated yet")
     model = load_model(envelope.model)
@@ -93,11 +96,32 @@ def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     for frame in envelope.frames:
         if frame.kind is not FrameKind.LOAD_PROFILE:
             raise MalformedFrame(f"frame kind {frame.kind} is not translated yet")
+        if not isinstance(frame, ModbusFrame):  # the envelope guarantees it; keeps mypy honest
+            raise MalformedFrame("a modbus envelope carries modbus frames only")
         try:
             registers = frame.registers()
         except ValueError as exc:
             raise MalformedFrame(str(exc)) from exc
         readings.extend(decode_load_profile_window(model, envelope.meter, registers))
+    return readings
+
+
+def _decode_dlms(envelope: Envelope) -> list[IntervalReading]:
+    """DLMS frames: the load-profile buffer (ProfileGeneric attribute 2) of the model's profile."""
+    model = load_dlms_model(envelope.model)
+    lp = model.load_profile
+    readings: list[IntervalReading] = []
+    for frame in envelope.frames:
+        if not isinstance(frame, DlmsFrame):
+            raise MalformedFrame("a dlms envelope carries dlms frames only")
+        if frame.kind is not FrameKind.LOAD_PROFILE:
+            raise MalformedFrame(f"frame kind {frame.kind} is not translated yet")
+        if (frame.obis, frame.class_id, frame.attribute) != (lp.obis, PROFILE_GENERIC_CLASS, 2):
+            raise MalformedFrame(
+                f"load-profile frame reads {frame.obis}/{frame.class_id}/{frame.attribute}, "
+                f"model {model.model} keeps its profile in {lp.obis}/{PROFILE_GENERIC_CLASS}/2"
+            )
+        readings.extend(decode_load_profile_buffer(model, envelope.meter, frame.raw()))
     return readings
 
 
