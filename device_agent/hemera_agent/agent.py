@@ -22,17 +22,18 @@ import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import metadata
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from hemera.domain.envelope import MAX_ENVELOPE_BYTES, ModbusFrame, Protocol, build_envelope
-from hemera.domain.errors import HemeraError
+from hemera.domain.dlms.model import DlmsMeterModel, decode_load_profile_buffer, load_dlms_model
+from hemera.domain.envelope import MAX_ENVELOPE_BYTES, DlmsFrame, ModbusFrame, Protocol, build_envelope
+from hemera.domain.errors import HemeraError, MalformedFrame
 from hemera.domain.modbus.model import ModbusMeterModel, load_model
 from hemera_agent.backoff import Backoff
 from hemera_agent.buffer import BUFFER_FILE, BufferFull, EnvelopeBuffer, MessageKind, OverflowPolicy
@@ -46,7 +47,8 @@ from hemera_agent.commands import (
     command_id_of,
     parse_command,
 )
-from hemera_agent.config import AgentConfig, MeterConfig
+from hemera_agent.config import AgentConfig, MeterConfig, MeterProtocol
+from hemera_agent.dlms import DlmsEndpoint, DlmsReadError, DlmsSession, read_load_profile
 from hemera_agent.publisher import BrokerUnavailable, Publisher, PublishFailed
 from hemera_agent.reader import (
     LoadProfileReader,
@@ -176,7 +178,12 @@ class Agent:
         r = config.reconnect
         self.retry_backoff = Backoff(r.base_seconds, r.cap_seconds, r.factor, rng=self._rng)
         # Unknown meter models fail at start-up, not in the night's first poll.
-        self._models: dict[str, ModbusMeterModel] = {m.id: load_model(m.model) for m in config.meters}
+        self._models: dict[str, ModbusMeterModel] = {
+            m.id: load_model(m.model) for m in config.meters if m.protocol is MeterProtocol.MODBUS
+        }
+        self._dlms_models: dict[str, DlmsMeterModel] = {
+            m.id: load_dlms_model(m.model) for m in config.meters if m.protocol is MeterProtocol.DLMS
+        }
         self._meters = {m.id: m for m in config.meters}
         self._link_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._meter_status: dict[str, str] = {}
@@ -204,7 +211,20 @@ class Agent:
             report.buffer_full = True
         links: dict[tuple[str, int], list[MeterConfig]] = defaultdict(list)
         for meter in self.config.meters:
-            links[(meter.host, meter.port)].append(meter)
+            if meter.protocol is MeterProtocol.MODBUS:
+                links[(meter.host, meter.port)].append(meter)
+        for meter in self._dlms_meters():
+            if report.buffer_full:
+                break
+            try:
+                await self._collect_dlms(meter, report)
+            except MeterReadError as exc:
+                self._meter_failed(meter.id, exc, report)
+            except BufferFull as exc:
+                log.warning("outbox full; meters not read", extra={"error": str(exc)})
+                report.buffer_full = True
+            else:
+                self._meter_ok(meter.id)
         for (host, port), meters in links.items():
             if report.buffer_full:
                 break
@@ -295,6 +315,46 @@ class Agent:
         finally:
             report.windows += reader.windows_read
 
+    def _dlms_meters(self) -> list[MeterConfig]:
+        return [m for m in self.config.meters if m.protocol is MeterProtocol.DLMS]
+
+    async def _collect_dlms(self, meter: MeterConfig, report: CycleReport) -> None:
+        """Read a DLMS meter's load profile since the last captured interval, by range.
+
+        The meter stamps each row with the capture time, which closes the interval (see the
+        model's `clock_marks`), so the next row wanted is captured after `cursor + period`.
+        One envelope per frame (the reader returns one frame per day: at most 96 intervals).
+        """
+        model = self._dlms_models[meter.id]
+        period = timedelta(minutes=model.load_profile.interval_minutes)
+        now = self.clock.now()
+        cursor = self.state_cursor(meter.id)
+        since = cursor + period + timedelta(seconds=1) if cursor else now - self.config.backfill
+        assert meter.password is not None  # MeterConfig requires it for DLMS meters
+        async with self._link_lock(meter.host, meter.port):
+            try:
+                frames = await read_load_profile(
+                    meter.host,
+                    meter.port,
+                    meter.password,
+                    since,
+                    now,
+                    model=model.model,
+                    timeout_s=meter.timeout_seconds,
+                )
+            except DlmsReadError as exc:
+                raise MeterReadError(f"meter {meter.id}: {exc}") from exc
+        for frame in frames:
+            report.windows += 1
+            try:
+                starts = sorted({r.start for r in decode_load_profile_buffer(model, meter.id, frame.raw())})
+            except MalformedFrame as exc:
+                raise MeterAnsweredGarbage(f"meter {meter.id}: load profile does not decode: {exc}") from exc
+            if starts:
+                self._store_frames(
+                    meter, model.model, Protocol.DLMS, [frame], starts, report, move_cursor=True
+                )
+
     def state_cursor(self, meter_id: str) -> datetime | None:
         return self.buffer.cursors().get(meter_id)
 
@@ -344,6 +404,22 @@ class Agent:
         report: CycleReport,
         move_cursor: bool,
     ) -> None:
+        starts = [start for w in windows for start in w.interval_starts]
+        self._store_frames(
+            meter, model.model, Protocol.MODBUS, [w.frame for w in windows], starts, report, move_cursor
+        )
+
+    def _store_frames(
+        self,
+        meter: MeterConfig,
+        model: str,
+        protocol: Protocol,
+        frames: Sequence[ModbusFrame | DlmsFrame],
+        interval_starts: list[datetime],
+        report: CycleReport,
+        move_cursor: bool,
+    ) -> None:
+        """Put one envelope of raw frames into the outbox; it names the intervals it carries."""
         collected_at = self.clock.now()
 
         def payload(seq: int) -> bytes:
@@ -351,30 +427,29 @@ class Agent:
                 tenant=self.config.tenant,
                 device=self.config.device,
                 meter=meter.id,
-                model=model.model,
-                protocol=Protocol.MODBUS,
+                model=model,
+                protocol=protocol,
                 seq=seq,
                 collected_at=collected_at,
-                frames=[w.frame for w in windows],
+                frames=frames,
             )
             data = envelope.to_json()
             if len(data) > MAX_ENVELOPE_BYTES:
                 raise EnvelopeTooLarge(f"envelope {seq} of meter {meter.id} is {len(data)} bytes")
             return data
 
-        last = windows[-1].interval_starts[-1]
+        last = interval_starts[-1]
         seq = self.buffer.enqueue_envelope(
             self.config.telemetry_topic, payload, meter=meter.id, last_interval=last if move_cursor else None
         )
-        intervals = sum(len(w.interval_starts) for w in windows)
-        report.count(seq, intervals)
+        report.count(seq, len(interval_starts))
         log.info(
             "envelope stored",
             extra={
                 "meter": meter.id,
                 "seq": seq,
-                "intervals": intervals,
-                "first": windows[0].interval_starts[0].isoformat(),
+                "intervals": len(interval_starts),
+                "first": interval_starts[0].isoformat(),
                 "last": last.isoformat(),
             },
         )
@@ -561,6 +636,8 @@ class Agent:
         meter = self._meters.get(command.meter)
         if meter is None:
             raise InvalidCommand(f"meter {command.meter} is not behind this RTU")
+        if meter.protocol is MeterProtocol.DLMS:
+            return await self._execute_dlms(command, meter)
         async with (
             self._link_lock(meter.host, meter.port),
             self._modbus(meter.host, meter.port, meter.timeout_seconds) as client,
@@ -589,6 +666,48 @@ class Agent:
             before = int(await reader.read_register("clock"))
             await reader.write_register("clock", target)
             return {"meter_clock_before": before, "set_to": target, "drift_seconds": before - target}
+
+    async def _execute_dlms(self, command: Command, meter: MeterConfig) -> dict[str, Any]:
+        model = self._dlms_models[meter.id]
+        assert meter.password is not None
+        endpoint = DlmsEndpoint(meter.host, meter.port, meter.password, timeout_s=meter.timeout_seconds)
+        if command.type is CommandType.READ_RANGE:
+            span = command.read_range()
+            period = timedelta(minutes=model.load_profile.interval_minutes)
+            report = CycleReport()
+            async with self._link_lock(meter.host, meter.port):
+                # Capture times close their intervals: [from, to] of starts is [from+p, to+p].
+                frames = await read_load_profile(
+                    meter.host,
+                    meter.port,
+                    meter.password,
+                    span.from_ + period,
+                    span.to + period,
+                    model=model.model,
+                )
+            for frame in frames:
+                starts = sorted({r.start for r in decode_load_profile_buffer(model, meter.id, frame.raw())})
+                if starts:
+                    self._store_frames(
+                        meter, model.model, Protocol.DLMS, [frame], starts, report, move_cursor=False
+                    )
+            return {
+                "intervals": report.intervals,
+                "envelopes": report.envelopes,
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+            }
+        if command.type in (CommandType.CONNECT, CommandType.DISCONNECT):
+            connect = command.type is CommandType.CONNECT
+
+            def operate() -> None:
+                with DlmsSession(endpoint) as session:
+                    session.operate_disconnect_control(model, connect)
+
+            async with self._link_lock(meter.host, meter.port):
+                await asyncio.to_thread(operate)
+            return {"relay": "connected" if connect else "open"}
+        raise InvalidCommand(f"{command.type.value} is not supported for DLMS meters yet")
 
     # --- the daemon ------------------------------------------------------------------------------------
     async def _poll_loop(self, stop: asyncio.Event) -> None:

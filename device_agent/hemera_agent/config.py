@@ -85,15 +85,31 @@ class BrokerConfig(BaseModel):
     session_expiry_seconds: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
 
 
+class MeterProtocol(StrEnum):
+    MODBUS = "modbus"
+    DLMS = "dlms"
+
+
 class MeterConfig(BaseModel):
+    """One meter behind the RTU: Modbus TCP (a unit id on a gateway port) or DLMS/COSEM over the
+    TCP wrapper (its own endpoint, low-level security with `password`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Id
     model: str = Field(min_length=1)
+    protocol: MeterProtocol = MeterProtocol.MODBUS
     unit_id: int = Field(default=1, ge=0, le=247)
     host: str = "127.0.0.1"
     port: int = Field(default=502, ge=1, le=65535)
     timeout_seconds: float = Field(default=3.0, gt=0)
+    password: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _dlms_needs_password(self) -> MeterConfig:
+        if self.protocol is MeterProtocol.DLMS and self.password is None:
+            raise ValueError(f"DLMS meter {self.id} needs its LLS password")
+        return self
 
 
 class BufferConfig(BaseModel):

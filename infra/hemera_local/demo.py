@@ -1,5 +1,6 @@
-"""`hemera demo`: the local cloud, the demo tenants, one Modbus meter simulator and one device agent
-process per RTU, on an accelerated clock.
+"""`hemera demo`: the local cloud, the demo tenants and, per RTU, a Modbus TCP gateway simulator
+for its Modbus meters, a DLMS/COSEM simulator for each DLMS meter and one device agent process,
+on an accelerated clock.
 
 Each RTU's meters start recording at the beginning of *yesterday* in their tenant's time zone and
 run `speed` times faster than real time until they catch up with now. The demo is ready when every
@@ -10,6 +11,7 @@ and prints the API keys and ready-to-paste `curl` lines.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -19,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +28,7 @@ from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.tenants import TenantDefinition
 from hemera.wiring import portal_ports
+from hemera_local.agents import modbus_meter_entries, write_agent_config
 from hemera_local.broker import free_port, wait_for_port
 from hemera_local.cloud import LocalCloud, LocalCloudConfig
 
@@ -78,57 +80,81 @@ class Demo:
         )
         tenant_file = self.config.tenants_dir / f"{tenant.id}.yaml"
         for rtu in tenant.rtus:
-            port = free_port()
-            self.cloud.spawn(
-                f"meters-{tenant.id}-{rtu.id}",
-                [
-                    sys.executable,
-                    "-m",
-                    "hemera_agent.simulators.modbus_meter",
-                    "--tenant-file",
-                    str(tenant_file),
-                    "--rtu",
-                    rtu.id,
-                    "--port",
-                    str(port),
-                    "--history-start",
-                    history_start.astimezone(UTC).isoformat(),
-                    "--speed",
-                    str(self.config.speed),
-                ],
-            )
-            wait_for_port(port, timeout_s=20)
-            config_file = self._agent_config(tenant, rtu.id, port)
+            meters: list[dict[str, Any]] = []
+            history = [
+                "--history-start",
+                history_start.astimezone(UTC).isoformat(),
+                "--speed",
+                str(self.config.speed),
+            ]
+            modbus = [m for m in tenant.meters_of(rtu.id) if m.protocol == "modbus"]
+            if modbus:
+                # One Modbus TCP gateway per RTU: its meters are unit ids on one port.
+                port = free_port()
+                self.cloud.spawn(
+                    f"meters-{tenant.id}-{rtu.id}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "hemera_agent.simulators.modbus_meter",
+                        "--tenant-file",
+                        str(tenant_file),
+                        "--rtu",
+                        rtu.id,
+                        "--port",
+                        str(port),
+                        *history,
+                    ],
+                )
+                wait_for_port(port, timeout_s=20)
+                meters += modbus_meter_entries(modbus, port)
+            for meter in (m for m in tenant.meters_of(rtu.id) if m.protocol == "dlms"):
+                # A DLMS meter is its own TCP endpoint (wrapper) with its own LLS password.
+                port, password = free_port(), secrets.token_hex(8)
+                self.cloud.spawn(
+                    f"dlms-{tenant.id}-{meter.id}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "hemera_agent.simulators.dlms_meter",
+                        "--tenant-file",
+                        str(tenant_file),
+                        "--meter",
+                        meter.id,
+                        "--port",
+                        str(port),
+                        "--password",
+                        password,
+                        *history,
+                    ],
+                )
+                wait_for_port(port, timeout_s=20)
+                meters.append(
+                    {
+                        "id": meter.id,
+                        "model": meter.model,
+                        "protocol": "dlms",
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "password": password,
+                    }
+                )
+            config_file = self._agent_config(tenant, rtu.id, meters)
             agent = Path(sys.executable).with_name("hemera-agent")
             self.cloud.spawn(f"agent-{tenant.id}-{rtu.id}", [str(agent), "run", "--config", str(config_file)])
 
-    def _agent_config(self, tenant: TenantDefinition, rtu_id: str, port: int) -> Path:
-        creds = self.cloud.device_credentials(tenant.id, rtu_id)
-        folder = self.config.state_dir / "agents" / f"{tenant.id}--{rtu_id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {
-            "tenant": tenant.id,
-            "device": rtu_id,
-            "broker": {
-                "host": "127.0.0.1",
-                "port": self.cloud.mqtt_port,
-                "cert": str(creds.cert),
-                "key": str(creds.key),
-                "ca": str(creds.ca),
-                "flow_control": "none",
-            },
+    def _agent_config(self, tenant: TenantDefinition, rtu_id: str, meters: list[dict[str, Any]]) -> Path:
+        return write_agent_config(
+            self.config.state_dir / "agents" / f"{tenant.id}--{rtu_id}",
+            tenant_id=tenant.id,
+            rtu_id=rtu_id,
+            credentials=self.cloud.device_credentials(tenant.id, rtu_id),
+            broker_host="127.0.0.1",
+            broker_port=self.cloud.mqtt_port,
+            meters=meters,
             # One poll per wall second reads what the fast meters recorded meanwhile.
-            "poll_seconds": 1,
-            "state_dir": str(folder / "state"),
-            "backfill_hours": 48,
-            "meters": [
-                {"id": m.id, "model": m.model, "unit_id": m.unit_id, "host": "127.0.0.1", "port": port}
-                for m in tenant.meters_of(rtu_id)
-            ],
-        }
-        path = folder / "agent.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return path
+            poll_seconds=1,
+        )
 
     # --- readiness -------------------------------------------------------------------------------
     def day_totals(self) -> dict[tuple[str, str], tuple[int, Decimal]]:

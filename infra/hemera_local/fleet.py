@@ -21,6 +21,7 @@ local cloud is running (it reads the broker from `<state_dir>/local.json`).
 from __future__ import annotations
 
 import itertools
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,8 +37,10 @@ import yaml
 from hemera.domain.tenancy import thing_name
 from hemera.tenants import Customer, LoadClass, MeterDef, Rtu, TenantDefinition, load_tenant_file
 from hemera_agent.clock import Clock, SimClock, utc_now
+from hemera_agent.simulators.dlms_meter import DlmsMeterSimulator, dlms_meter
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, meters_from_tenant
 from hemera_agent.simulators.scenario import FleetSpec, Scenario, load_scenario
+from hemera_local.agents import dlms_meter_entry, modbus_meter_entries, write_agent_config
 from hemera_local.cloud import REPO_ROOT, LocalCloudState
 from hemera_local.pki import LocalPki
 
@@ -123,16 +126,25 @@ def write_fleet_tenants(scenario: Scenario, state_dir: Path) -> Path:
 
 @dataclass
 class FleetRtu:
-    """One RTU of the fleet: its simulator (port) and the agent config written for it."""
+    """One RTU of the fleet: its Modbus gateway simulator (port), one simulator per DLMS meter,
+    and the agent config written for it."""
 
     tenant: TenantDefinition
     rtu_id: str
-    simulator: ModbusMeterSimulator
+    simulator: ModbusMeterSimulator | None
     config_path: Path
+    dlms: list[DlmsMeterSimulator] = field(default_factory=list)
 
     @property
     def port(self) -> int:
-        return self.simulator.port
+        """The Modbus gateway's port (0 when the RTU has only DLMS meters)."""
+        return self.simulator.port if self.simulator else 0
+
+    def stop(self) -> None:
+        if self.simulator:
+            self.simulator.stop()
+        for meter in self.dlms:
+            meter.stop()
 
 
 @dataclass
@@ -160,7 +172,7 @@ class Fleet:
                 process.kill()
         self.agents.clear()
         for rtu in self.rtus:
-            rtu.simulator.stop()
+            rtu.stop()
 
     def __enter__(self) -> Fleet:
         return self
@@ -172,44 +184,6 @@ class Fleet:
 def _default_start(now: datetime) -> datetime:
     """Midnight UTC of yesterday: a full past day for every zone to catch up."""
     return datetime.combine(now.date() - timedelta(days=1), time(0), tzinfo=UTC)
-
-
-def _agent_config(
-    state_dir: Path,
-    pki: LocalPki,
-    tenant: TenantDefinition,
-    rtu_id: str,
-    port: int,
-    broker_host: str,
-    broker_port: int,
-    poll_seconds: float,
-) -> Path:
-    creds = pki.client(thing_name(tenant.id, rtu_id))
-    folder = state_dir / "fleet" / "agents" / f"{tenant.id}--{rtu_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {
-        "tenant": tenant.id,
-        "device": rtu_id,
-        "broker": {
-            "host": broker_host,
-            "port": broker_port,
-            "cert": str(creds.cert),
-            "key": str(creds.key),
-            "ca": str(creds.ca),
-            "flow_control": "none",
-        },
-        "poll_seconds": poll_seconds,
-        "state_dir": str(folder / "state"),
-        "backfill_hours": 48,
-        "meters": [
-            {"id": m.id, "model": m.model, "unit_id": m.unit_id, "host": "127.0.0.1", "port": port}
-            for m in tenant.meters_of(rtu_id)
-            if m.protocol == "modbus"
-        ],
-    }
-    path = folder / "agent.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
 
 
 def run_fleet(
@@ -238,16 +212,40 @@ def run_fleet(
         for tenant in tenants:
             faults = {m.id: scenario.faults_for(tenant.id, m.id) for m in tenant.meters}
             for rtu in tenant.rtus:
-                meters = meters_from_tenant(tenant, rtu.id, faults=faults)
-                if not meters:
+                entries: list[dict[str, Any]] = []
+                gateway = None
+                modbus = meters_from_tenant(tenant, rtu.id, faults=faults)
+                if modbus:
+                    gateway = ModbusMeterSimulator(
+                        modbus, clock=clock, history_start=history_start, host=host
+                    ).start()
+                    entries += modbus_meter_entries(tenant.meters_of(rtu.id), gateway.port, host)
+                # Registered at once so that `fleet.stop()` ends its simulators if a later one fails.
+                fleet_rtu = FleetRtu(tenant, rtu.id, gateway, Path())
+                fleet.rtus.append(fleet_rtu)
+                for meter in (m for m in tenant.meters_of(rtu.id) if m.protocol == "dlms"):
+                    password = secrets.token_hex(8)
+                    simulator = DlmsMeterSimulator(
+                        dlms_meter(tenant, meter, password.encode()),
+                        clock=clock,
+                        history_start=history_start,
+                        host=host,
+                    ).start()
+                    fleet_rtu.dlms.append(simulator)
+                    entries.append(dlms_meter_entry(meter, simulator.port, password, host))
+                if not entries:  # an RTU without meters: nothing to read, no agent
+                    fleet.rtus.pop()
                     continue
-                simulator = ModbusMeterSimulator(
-                    meters, clock=clock, history_start=history_start, host=host
-                ).start()
-                config = _agent_config(
-                    state_dir, pki, tenant, rtu.id, simulator.port, broker_host, broker_port, poll_seconds
+                fleet_rtu.config_path = write_agent_config(
+                    state_dir / "fleet" / "agents" / f"{tenant.id}--{rtu.id}",
+                    tenant_id=tenant.id,
+                    rtu_id=rtu.id,
+                    credentials=pki.client(thing_name(tenant.id, rtu.id)),
+                    broker_host=broker_host,
+                    broker_port=broker_port,
+                    meters=entries,
+                    poll_seconds=poll_seconds,
                 )
-                fleet.rtus.append(FleetRtu(tenant, rtu.id, simulator, config))
     except BaseException:
         fleet.stop()
         raise

@@ -74,14 +74,17 @@ def test_run_fleet_serves_every_rtu_on_its_own_port_with_its_own_certificate(tmp
     )
 
     with run_fleet(scenario, state_dir=tmp_path / "state", clock=clock, broker_port=18883) as fleet:
-        # Then 3 tenants (one from a file, two generated), 5 RTUs, 14 meters, 5 distinct ports
+        # Then 3 tenants (one from a file, two generated), 5 RTUs, 15 meters (the file's DLMS meter
+        # has its own simulator), 5 distinct gateway ports
         assert sorted(t.id for t in fleet.tenants) == ["fleet-1", "fleet-2", "sul-energia"]
-        assert len(fleet.rtus) == 5 and fleet.meter_count == 14
+        assert len(fleet.rtus) == 5 and fleet.meter_count == 15
+        assert sum(len(rtu.dlms) for rtu in fleet.rtus) == 1
         assert len({rtu.port for rtu in fleet.rtus}) == 5
         for rtu in fleet.rtus:
             config = load_config(rtu.config_path)
             assert (config.tenant, config.device) == (rtu.tenant.id, rtu.rtu_id)
-            assert {m.port for m in config.meters} == {rtu.port}
+            assert {m.port for m in config.meters if m.protocol == "modbus"} == {rtu.port}
+            assert {m.port for m in config.meters if m.protocol == "dlms"} == {d.port for d in rtu.dlms}
             assert config.broker.port == 18883
             cert = x509.load_pem_x509_certificate(config.broker.cert.read_bytes())
             cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value

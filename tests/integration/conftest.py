@@ -58,6 +58,7 @@ def agent_config(
             "meters": [
                 {"id": m.id, "model": m.model, "unit_id": m.unit_id, "host": "127.0.0.1", "port": meter_port}
                 for m in tenant.meters_of(rtu)
+                if m.protocol == "modbus"  # the DLMS meters have their own endpoints
             ],
         }
     )

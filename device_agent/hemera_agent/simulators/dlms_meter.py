@@ -71,10 +71,10 @@ from gurux_dlms.objects import (
 from hemera.domain.dlms.axdr import Tag, array, decode_datetime, encode, encode_datetime, structure
 from hemera.domain.errors import MalformedFrame
 from hemera.domain.readings import Channel
-from hemera.tenants import LoadClass, load_tenant_file
+from hemera.tenants import LoadClass, MeterDef, TenantDefinition, load_tenant_file
 from hemera_agent.clock import Clock, SimClock, utc_now
 from hemera_agent.simulators.gurux_shims import ServerReply, ShimmedServer, fill_association_object_list
-from hemera_agent.simulators.profile import IntervalEnergy, interval_energy, meter_seed
+from hemera_agent.simulators.profile import IntervalEnergy, interval_energy, meter_seed, nominal_supply
 
 log = logging.getLogger("hemera_agent.simulator.dlms")
 
@@ -134,6 +134,8 @@ class DlmsMeter:
     interval_minutes: int = 15
     nominal_voltage: float = 220.0
     nominal_hz: float = 60.0
+    # The tenant's country: its national holidays shape the load like Sundays (profile.py).
+    country: str | None = None
 
 
 @dataclass
@@ -168,7 +170,9 @@ class DlmsMeterState:
             start, end = self._next, self._next + self._period
             self._next = end
             m = self.meter
-            energy = interval_energy(m.seed, m.load_class, m.peak_kw, m.timezone, start, m.interval_minutes)
+            energy = interval_energy(
+                m.seed, m.load_class, m.peak_kw, m.timezone, start, m.interval_minutes, country=m.country
+            )
             self.rows.append((end, energy))
             for channel, name in _ENERGY_FIELD.items():
                 self.totals[channel] += getattr(energy, name)
@@ -607,6 +611,12 @@ def meter_from_tenant(tenant_file: Path, meter_id: str, password: bytes) -> Dlms
     meter = next((m for m in tenant.meters if m.id == meter_id), None)
     if meter is None:
         raise SystemExit(f"no meter {meter_id!r} in {tenant_file}")
+    return dlms_meter(tenant, meter, password)
+
+
+def dlms_meter(tenant: TenantDefinition, meter: MeterDef, password: bytes) -> DlmsMeter:
+    """The simulated DLMS meter for a meter of a tenant definition."""
+    voltage, hertz = nominal_supply(tenant.country)
     return DlmsMeter(
         meter_id=meter.id,
         load_class=tenant.customer(meter.customer).load_class,
@@ -614,10 +624,9 @@ def meter_from_tenant(tenant_file: Path, meter_id: str, password: bytes) -> Dlms
         timezone=tenant.timezone,
         seed=meter_seed(tenant.id, meter.id),
         password=password,
-        nominal_hz=60.0 if tenant.country in {"BR", "US", "CA", "MX"} else 50.0,
-        nominal_voltage=127.0
-        if tenant.country in {"US", "CA", "MX"}
-        else (220.0 if tenant.country == "BR" else 230.0),
+        nominal_hz=hertz,
+        nominal_voltage=voltage,
+        country=tenant.country,
     )
 
 
