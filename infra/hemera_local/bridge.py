@@ -127,6 +127,7 @@ class BridgeStats:
     records_ok: int = 0
     records_failed: int = 0
     invocation_errors: int = 0
+    resubscriptions: int = 0
 
 
 class QueuePoller:
@@ -224,13 +225,30 @@ class RulesBridge:
             # The rules engine is not a device: IoT Core's per-connection flow control does not apply.
             extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
             on_publish_received=self._on_publish,
-            on_lifecycle_connection_success=lambda _data: self._connected_ok(),
+            on_lifecycle_connection_success=self._on_connection_success,
             enable_metrics_collection=False,
         )
 
-    def _connected_ok(self) -> None:
-        if not self._connected.done():
+    def _subscribe(self) -> Future[Any]:
+        future: Future[Any] = self._client.subscribe(
+            mqtt5.SubscribePacket(
+                subscriptions=[
+                    mqtt5.Subscription(topic_filter=rule.topic_filter, qos=mqtt5.QoS.AT_LEAST_ONCE)
+                    for rule in self._rules
+                ]
+            )
+        )
+        return future
+
+    def _on_connection_success(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
+        first = not self._connected.done()
+        if first:
             self._connected.set_result(None)
+        elif not (data.connack_packet and data.connack_packet.session_present):
+            # The broker lost our session (mosquitto 2.0 does not restore MQTT5 sessions after
+            # its own restart): without subscribing again the bridge would hear nothing.
+            self._subscribe()
+            self.stats.resubscriptions += 1
 
     def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
@@ -247,15 +265,7 @@ class RulesBridge:
     def start(self, timeout_s: float = 10.0) -> None:
         self._client.start()
         self._connected.result(timeout=timeout_s)
-        subscribe = self._client.subscribe(
-            mqtt5.SubscribePacket(
-                subscriptions=[
-                    mqtt5.Subscription(topic_filter=rule.topic_filter, qos=mqtt5.QoS.AT_LEAST_ONCE)
-                    for rule in self._rules
-                ]
-            )
-        )
-        suback = subscribe.result(timeout=timeout_s)
+        suback = self._subscribe().result(timeout=timeout_s)
         refused = [code for code in suback.reason_codes if code.value >= 0x80]
         if refused:
             raise RuntimeError(f"the broker refused the bridge's subscriptions: {refused}")

@@ -119,6 +119,10 @@ class Mosquitto:
                     # (the packet size includes the topic and properties).
                     "max_packet_size 140000",
                     "max_queued_messages 100000",
+                    # Send small MQTT packets at once: with Nagle's algorithm a window of QoS1
+                    # publishes waits ~40 ms per round trip (measured: 8-interval envelopes replay
+                    # at ~210/s without, ~3,400/s with).
+                    "set_tcp_nodelay true",
                     f"log_dest file {self.log_path}",
                     "log_type error",
                     "log_type warning",
