@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hemera_local.cloud import REPO_ROOT, LocalCloud, LocalCloudConfig, LocalCloudState, stop_recorded
+from hemera_local.fleet import fleet_command
 
 app = typer.Typer(help="Hemera Cloud: the offline local cloud and the demo.", no_args_is_help=True)
 local = typer.Typer(help="The local cloud: moto, mosquitto (mTLS), rules bridge, scheduler, portal API.")
@@ -126,17 +127,4 @@ def demo(
             wait_for_shutdown()
 
 
-@app.command("sim")
-def sim(
-    scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML (hemera.scenario/1).")],
-    state_dir: StateDir = REPO_ROOT / ".hemera",
-    speed: Annotated[float | None, typer.Option(help="Override the scenario's clock speed.")] = None,
-    agents: Annotated[
-        bool, typer.Option(help="Start one hemera-agent per RTU if a local cloud runs.")
-    ] = True,
-    exit_after: Annotated[float, typer.Option(help="Stop after this many seconds (0 = Ctrl-C).")] = 0.0,
-) -> None:
-    """N meters behind M RTUs for K tenants from one scenario file, on an accelerated clock."""
-    from hemera_local.fleet import fleet_command
-
-    fleet_command(scenario_file, state_dir, speed, agents, exit_after)
+app.command("sim")(fleet_command)

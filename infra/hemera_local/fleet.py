@@ -34,14 +34,16 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from hemera.domain.tenancy import thing_name
+from hemera.domain.readings import Channel
+from hemera.domain.tenancy import TenantContext, thing_name
 from hemera.tenants import Customer, LoadClass, MeterDef, Rtu, TenantDefinition, load_tenant_file
+from hemera.wiring import portal_ports
 from hemera_agent.clock import Clock, SimClock, utc_now
 from hemera_agent.simulators.dlms_meter import DlmsMeterSimulator, dlms_meter
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, meters_from_tenant
 from hemera_agent.simulators.scenario import FleetSpec, Scenario, load_scenario
 from hemera_local.agents import dlms_meter_entry, modbus_meter_entries, write_agent_config
-from hemera_local.cloud import REPO_ROOT, LocalCloudState
+from hemera_local.cloud import REPO_ROOT, LocalCloud, LocalCloudConfig, LocalCloudState
 from hemera_local.pki import LocalPki
 
 # A representative time zone per country for generated tenants.
@@ -265,44 +267,65 @@ def start_agents(fleet: Fleet, log_dir: Path) -> None:
         )
 
 
+def say(message: str) -> None:
+    """Print to the terminal: the local cloud sends the in-process functions' stdout to its log."""
+    typer.echo(message, file=sys.__stdout__)
+
+
 def fleet_command(
     scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML (hemera.scenario/1).")],
     state_dir: Annotated[Path, typer.Option(help="Where certificates, configs and logs live.")] = REPO_ROOT
-    / ".hemera",
+    / ".hemera-sim",
     speed: Annotated[float | None, typer.Option(help="Override the scenario's clock speed.")] = None,
-    agents: Annotated[
-        bool, typer.Option(help="Start one hemera-agent per RTU against the running local cloud.")
-    ] = True,
+    api_port: Annotated[int, typer.Option(help="Portal API port (0 = any free port).")] = 0,
     exit_after: Annotated[
         float, typer.Option(help="Stop after this many wall seconds (0 = run until Ctrl-C).")
     ] = 0.0,
 ) -> None:
-    """Run N meters behind M RTUs for K tenants from one scenario file, on an accelerated clock."""
+    """Run N meters behind M RTUs for K tenants from one scenario file, on an accelerated clock,
+    against a local cloud of its own that knows the fleet's tenants; one agent process per RTU."""
     scenario = load_scenario(scenario_file)
     if speed is not None:
         scenario = scenario.model_copy(update={"speed": speed})
-    cloud = LocalCloudState.read(state_dir)
-    broker = (cloud.mqtt_host, cloud.mqtt_port) if cloud else ("127.0.0.1", 8883)
-    with run_fleet(scenario, state_dir=state_dir, broker_host=broker[0], broker_port=broker[1]) as fleet:
-        for rtu in fleet.rtus:
-            typer.echo(
-                f"{rtu.tenant.id}/{rtu.rtu_id}: {len(rtu.tenant.meters_of(rtu.rtu_id))} meter(s) on "
-                f"127.0.0.1:{rtu.port}, agent config {rtu.config_path}"
-            )
-        typer.echo(
-            f"{fleet.meter_count} meters, {len(fleet.rtus)} RTUs, {len(fleet.tenants)} tenants; "
-            f"tenant files in {fleet.tenants_dir}; clock from {fleet.history_start.isoformat()} "
-            f"at {scenario.speed:g}x"
+    if LocalCloudState.read(state_dir):
+        raise typer.BadParameter(
+            f"a local cloud already runs with its state in {state_dir}; stop it (hemera local down "
+            "--state-dir ...) or give the fleet its own --state-dir"
         )
-        if agents and cloud is None:
-            typer.echo(
-                "no local cloud is running: agents not started; for this fleet run "
-                f"`hemera local up --state-dir {state_dir} --tenants-dir {fleet.tenants_dir}` first"
+    config = LocalCloudConfig(
+        state_dir=state_dir,
+        tenants_dir=write_fleet_tenants(scenario, state_dir),
+        api_port=api_port,
+        speed=scenario.speed,
+        function_log=state_dir / "logs" / "functions.log",
+    )
+    with (
+        LocalCloud(config) as cloud,
+        run_fleet(scenario, state_dir=state_dir, broker_port=cloud.mqtt_port) as fleet,
+    ):
+        keys = {t.id: cloud.issue_api_key(t.id, "fleet") for t in fleet.tenants}
+        start_agents(fleet, state_dir / "logs")
+        for rtu in fleet.rtus:
+            say(
+                f"{rtu.tenant.id}/{rtu.rtu_id}: {len(rtu.tenant.meters_of(rtu.rtu_id))} meter(s), "
+                f"agent config {rtu.config_path}"
             )
-        elif agents:
-            start_agents(fleet, state_dir / "logs")
-            typer.echo(f"{len(fleet.agents)} agent process(es) started; logs in {state_dir / 'logs'}")
+        say(
+            f"{fleet.meter_count} meters, {len(fleet.rtus)} RTUs, {len(fleet.tenants)} tenants; clock from "
+            f"{fleet.history_start.isoformat()} at {scenario.speed:g}x; portal API {cloud.api_url}"
+        )
+        for tenant_id, key in keys.items():
+            say(f"{tenant_id} API key: {key}")
         _wait(exit_after)
+        assert cloud.settings is not None
+        store = portal_ports(cloud.settings).store
+        until = fleet.clock.now()
+        for tenant in fleet.tenants:
+            for meter in tenant.meters:
+                got = store.load_profile(
+                    TenantContext(tenant.id), meter.id, Channel.ACTIVE_IMPORT, fleet.history_start, until
+                )
+                say(f"stored {tenant.id}/{meter.id}: {len(got)} intervals")
 
 
 def _wait(seconds: float) -> None:

@@ -21,7 +21,10 @@ def test_data_published_after_a_broker_restart_still_lands(local_cloud, api_keys
     local_cloud.broker.stop()
     local_cloud.broker.start()
     before = local_cloud.bridge.stats.resubscriptions
-    assert eventually(lambda: local_cloud.bridge.stats.resubscriptions, lambda n: n > before, timeout_s=20) > before
+    assert (
+        eventually(lambda: local_cloud.bridge.stats.resubscriptions, lambda n: n > before, timeout_s=20)
+        > before
+    )
 
     # When a device publishes a day
     envelope = hx300_envelope("coastal-power", "rtu-syd-01", "cp-m-2001", DAY, [700] * 96, seq=9100)

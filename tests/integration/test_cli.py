@@ -80,3 +80,34 @@ def test_demo_brings_a_full_local_day_for_every_meter(tmp_path):
         assert all(m["active_import_kwh"] > 0 for m in tenant["meters"])
         assert "curl -s -H 'x-api-key: " in tenant["curl"]
     assert "load-profile?from=" in demo.stdout
+
+
+def test_sim_runs_a_fleet_with_its_own_cloud_and_one_agent_per_rtu(tmp_path):
+    scenario = Path(__file__).resolve().parents[2] / "device_agent" / "scenarios" / "small-fleet.yaml"
+    sim = subprocess.run(
+        [
+            HEMERA,
+            "sim",
+            str(scenario),
+            "--state-dir",
+            str(tmp_path),
+            "--speed",
+            "20000",
+            "--exit-after",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert sim.returncode == 0, sim.stdout[-3000:] + sim.stderr[-3000:]
+    stored = {
+        line.split()[1].rstrip(":"): int(line.split()[2])
+        for line in sim.stdout.splitlines()
+        if line.startswith("stored ")
+    }
+    # 2 generated tenants x 2 RTUs x 3 meters, plus Sul Energia's three (one of them DLMS)
+    assert len(stored) == 15
+    # at 20,000x the meters caught up within seconds: at least a full day each reached the store
+    assert min(stored.values()) >= 96, stored
+    assert "agent config" in sim.stdout and not (tmp_path / "local.json").exists()
