@@ -6,12 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import typer
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pymodbus.client import AsyncModbusTcpClient
-from typer.testing import CliRunner
 
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import Channel
@@ -20,8 +18,8 @@ from hemera_agent.clock import SimClock
 from hemera_agent.config import load_config
 from hemera_agent.reader import LoadProfileReader
 from hemera_agent.simulators.profile import interval_energy, meter_seed
-from hemera_agent.simulators.scenario import FleetSpec, Scenario, load_scenario
-from hemera_local.fleet import fleet_command, generate_tenants, run_fleet
+from hemera_agent.simulators.scenario import FleetSpec, load_scenario
+from hemera_local.fleet import generate_tenants, run_fleet
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -127,24 +125,3 @@ def test_run_fleet_serves_every_rtu_on_its_own_port_with_its_own_certificate(tmp
             country=tenant.country,
         )
         assert value == energy.active_import_wh
-
-
-def test_the_sim_command_runs_the_fleet_and_reports_it(tmp_path: Path) -> None:
-    app = typer.Typer()
-    app.command("sim")(fleet_command)
-    app.command("noop")(lambda: None)  # a second command keeps "sim" a sub-command, as in `hemera`
-    scenario = Scenario.model_validate(
-        {"start": DAY.isoformat(), "fleet": {"tenants": 1, "rtus_per_tenant": 2, "meters_per_rtu": 1}}
-    )
-    path = tmp_path / "small.yaml"
-    path.write_text(yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True, exclude_none=True)))
-
-    result = CliRunner().invoke(
-        app,
-        ["sim", str(path), "--state-dir", str(tmp_path / "state"), "--exit-after", "0.2", "--speed", "5000"],
-    )
-
-    assert result.exit_code == 0, result.output
-    assert "2 meters, 2 RTUs, 1 tenants" in result.output
-    assert "no local cloud is running" in result.output
-    assert "at 5000x" in result.output
