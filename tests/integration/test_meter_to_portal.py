@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from hemera_agent.agent import Agent
 from hemera_agent.clock import SimClock
+from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, meters_from_tenant
 from hemera_agent.simulators.profile import interval_energy, meter_seed
@@ -100,3 +102,46 @@ def test_the_raw_envelopes_are_archived_under_the_tenant(local_cloud, sul_energi
     s3 = aws.client(local_cloud.target, "s3")
     listing = s3.list_objects_v2(Bucket=local_cloud.settings.raw_bucket, Prefix="tenants/sul-energia/raw/")
     assert listing.get("KeyCount", 0) >= sul_energia_day[2].envelopes
+
+
+def test_a_three_day_read_with_a_two_hour_meter_off_keeps_the_gap(local_cloud, api_keys, tmp_path):
+    # Given a meter that recorded three days but was off for two hours on the second
+    tenant = local_cloud.tenants["sul-energia"]
+    days_start = local_yesterday(tenant) - timedelta(days=3)
+    off_start = (days_start + timedelta(days=1, hours=9)).astimezone(UTC)
+    off = {"sul-m-1002": [(off_start, off_start + timedelta(hours=2))]}
+    clock = SimClock(start=datetime.now(UTC), speed=1)
+    meters = [m for m in meters_from_tenant(tenant, "rtu-poa-01", off) if m.meter_id == "sul-m-1002"]
+    with ModbusMeterSimulator(meters, clock=clock, history_start=days_start) as sim:
+        document = agent_config(local_cloud, tenant, "rtu-poa-01", sim.port, tmp_path).model_dump(mode="json")
+        document["meters"] = [m for m in document["meters"] if m["id"] == "sul-m-1002"]
+        document["backfill_hours"] = 24 * 5
+        config = AgentConfig.model_validate(document)
+
+        async def publish_once():
+            async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
+                return await Agent(config, publisher).poll_once()
+
+        # When the agent reads it
+        run(publish_once())
+
+    # Then the three days reach the cloud with exactly the eight off quarter hours missing
+    key = api_keys["sul-energia"]
+
+    def three_days():
+        return requests.get(
+            f"{local_cloud.api_url}/v1/meters/sul-m-1002/load-profile",
+            params={
+                "from": days_start.date().isoformat(),
+                "to": (days_start + timedelta(days=3)).date().isoformat(),
+            },
+            headers={"x-api-key": key},
+            timeout=10,
+        ).json()
+
+    body = eventually(three_days, lambda b: b["summary"]["intervals"] >= 280)
+    assert body["summary"] == {**body["summary"], "intervals": 280, "expected_intervals": 288}
+    starts = {datetime.fromisoformat(i["start"]).astimezone(UTC) for i in body["intervals"]}
+    everything = {(days_start + timedelta(minutes=15 * i)).astimezone(UTC) for i in range(288)}
+    assert sorted(everything - starts) == [off_start + timedelta(minutes=15 * i) for i in range(8)]
+    assert all(i["value"] > 0 for i in body["intervals"])  # a gap, not zeros around it
