@@ -67,6 +67,8 @@ synth: setup
 
 bench: setup
 	$(BIN)/python -m tests.bench.ingest_path
+	$(BIN)/python -m tests.bench.agent_throughput --days 60
+	$(BIN)/python -m tests.bench.agent_throughput --days 10 --intervals-per-envelope 8
 
 localstack-deploy: setup
 	bash localstack/deploy.sh
