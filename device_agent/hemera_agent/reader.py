@@ -50,6 +50,18 @@ class RegisterResponse(Protocol):
     def isError(self) -> bool: ...  # pymodbus' name
 
 
+# Modbus exception codes a gateway answers for a device behind it that does not answer (0x0A path
+# unavailable, 0x0B target failed to respond): communication loss, not a meter talking nonsense.
+GATEWAY_NO_RESPONSE = frozenset({0x0A, 0x0B})
+
+
+def _refusal(meter_id: str, what: str, response: RegisterResponse) -> MeterReadError:
+    code = getattr(response, "exception_code", None)
+    if code in GATEWAY_NO_RESPONSE:
+        return MeterReadError(f"meter {meter_id}: {what}: the gateway got no answer (exception {code:#04x})")
+    return MeterAnsweredGarbage(f"meter {meter_id}: {what} answered {response}")
+
+
 class ModbusClient(Protocol):
     """The part of pymodbus' async client the reader uses (so a test can stand in for it)."""
 
@@ -92,7 +104,7 @@ class LoadProfileReader:
         except ModbusException as exc:
             raise MeterReadError(f"meter {self.meter_id}: read {address}+{count} failed: {exc}") from exc
         if response.isError():
-            raise MeterAnsweredGarbage(f"meter {self.meter_id}: read {address}+{count} answered {response}")
+            raise _refusal(self.meter_id, f"read {address}+{count}", response)
         registers = list(response.registers)
         if len(registers) != count:
             raise MeterAnsweredGarbage(
@@ -106,7 +118,7 @@ class LoadProfileReader:
         except ModbusException as exc:
             raise MeterReadError(f"meter {self.meter_id}: write {address} failed: {exc}") from exc
         if response.isError():
-            raise MeterAnsweredGarbage(f"meter {self.meter_id}: write {address} answered {response}")
+            raise _refusal(self.meter_id, f"write {address}", response)
 
     async def read_register(self, name: str) -> int | float:
         """A named register of the model's map (raw value, before the scaler)."""
