@@ -98,6 +98,15 @@ class CycleReport:
     first_seq: int | None = None
     last_seq: int | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What a command's ack reports of the envelopes it stored."""
+        return {
+            "intervals": self.intervals,
+            "envelopes": self.envelopes,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+        }
+
     def count(self, seq: int, intervals: int) -> None:
         self.envelopes += 1
         self.intervals += intervals
@@ -648,12 +657,7 @@ class Agent:
                 report = CycleReport()
                 windows = reader.windows_between(span.from_, span.to)
                 await self._enqueue_windows(meter, windows, report, move_cursor=False, until=span.to)
-                return {
-                    "intervals": report.intervals,
-                    "envelopes": report.envelopes,
-                    "first_seq": report.first_seq,
-                    "last_seq": report.last_seq,
-                }
+                return report.summary()
             if command.type in (CommandType.CONNECT, CommandType.DISCONNECT):
                 wanted = 1 if command.type is CommandType.CONNECT else 0
                 await reader.write_register("relay", wanted)
@@ -691,12 +695,7 @@ class Agent:
                     self._store_frames(
                         meter, model.model, Protocol.DLMS, [frame], starts, report, move_cursor=False
                     )
-            return {
-                "intervals": report.intervals,
-                "envelopes": report.envelopes,
-                "first_seq": report.first_seq,
-                "last_seq": report.last_seq,
-            }
+            return report.summary()
         if command.type in (CommandType.CONNECT, CommandType.DISCONNECT):
             connect = command.type is CommandType.CONNECT
 

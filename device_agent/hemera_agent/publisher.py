@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hemera.domain.errors import HemeraError
+from hemera.domain.tenancy import topic_matches
 from hemera_agent.backoff import Backoff
 from hemera_agent.config import BrokerConfig, FlowControl
 
@@ -322,14 +323,3 @@ class Mqtt5Publisher:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic filter matching with `+` (one level) and `#` (the rest)."""
-    filter_levels, topic_levels = topic_filter.split("/"), topic.split("/")
-    for i, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if i >= len(topic_levels) or (level != "+" and level != topic_levels[i]):
-            return False
-    return len(filter_levels) == len(topic_levels)

@@ -29,23 +29,13 @@ from awsiot import mqtt5_client_builder
 from hemera import aws
 from hemera.config import AwsTarget
 from hemera.definitions import FunctionDef, TopicRule
+from hemera.domain.tenancy import topic_matches
 from hemera_local.pki import CertPaths
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # Failed records become visible again after this many seconds (Lambda uses the queue's visibility
 # timeout; the local cloud retries sooner so a demo or test does not wait two minutes).
 LOCAL_RETRY_DELAY_S = 1
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic filter matching with `+` (one level) and `#` (the rest)."""
-    filter_levels, topic_levels = topic_filter.split("/"), topic.split("/")
-    for i, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if i >= len(topic_levels) or (level != "+" and level != topic_levels[i]):
-            return False
-    return len(filter_levels) == len(topic_levels)
 
 
 def apply_rule(rule: TopicRule, topic: str, payload: bytes) -> str:

@@ -6,8 +6,9 @@ import pytest
 
 from hemera.definitions import TELEMETRY_RULE, TOPIC_RULES, TRANSLATE_FUNCTION, ScheduleDef
 from hemera.domain.errors import MalformedEnvelope
+from hemera.domain.tenancy import topic_matches
 from hemera.services.ingest import unwrap_rule_message
-from hemera_local.bridge import apply_rule, sqs_event, topic_matches
+from hemera_local.bridge import apply_rule, sqs_event
 from hemera_local.scheduler import LocalScheduler
 
 

@@ -79,3 +79,14 @@ def parse_device_topic(topic: str) -> tuple[str, str, str]:
     if len(parts) != 4 or parts[0] != "hemera":
         raise ValueError(f"not a device topic: {topic!r}")
     return validate_id(parts[1], "tenant"), validate_id(parts[2], "device"), parts[3]
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic filter matching (MQTT 5.0 §4.7): `+` matches one level, `#` the rest."""
+    filter_levels, topic_levels = topic_filter.split("/"), topic.split("/")
+    for i, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if i >= len(topic_levels) or (level != "+" and level != topic_levels[i]):
+            return False
+    return len(filter_levels) == len(topic_levels)

@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hemera.domain.dlms.axdr import decode, decode_datetime
 from hemera.domain.dlms.obis import Obis
-from hemera.domain.errors import MalformedFrame, UnknownMeterModel
+from hemera.domain.errors import MalformedFrame
+from hemera.domain.meter_models import load_model_file
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit
 
 PROFILE_GENERIC_CLASS = 7
@@ -156,11 +155,4 @@ def _reading(
 @cache
 def load_dlms_model(model: str) -> DlmsMeterModel:
     """The COSEM map of a DLMS meter model shipped with the platform; `UnknownMeterModel` otherwise."""
-    name = f"{model}.yaml"
-    folder = resources.files("hemera.domain") / "meter_models"
-    if not model.replace("-", "").isalnum() or not (folder / name).is_file():
-        raise UnknownMeterModel(f"no COSEM map for meter model {model!r}")
-    try:
-        return DlmsMeterModel.model_validate(yaml.safe_load((folder / name).read_text()))
-    except ValidationError as exc:
-        raise UnknownMeterModel(f"COSEM map of {model!r} is invalid: {exc}") from exc
+    return load_model_file(model, DlmsMeterModel, "COSEM map")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hemera.domain.errors import MalformedFrame, UnknownMeterModel
+from hemera.domain.errors import MalformedFrame
+from hemera.domain.meter_models import load_model_file
 from hemera.domain.modbus.registers import WIDTH, RegisterType, WordOrder, decode_value, scaled
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit, utc_from_epoch
 
@@ -145,11 +144,4 @@ def _reading(
 @cache
 def load_model(model: str) -> ModbusMeterModel:
     """The register map of a meter model shipped with the platform; `UnknownMeterModel` otherwise."""
-    name = f"{model}.yaml"
-    folder = resources.files("hemera.domain") / "meter_models"
-    if not model.replace("-", "").isalnum() or not (folder / name).is_file():
-        raise UnknownMeterModel(f"no register map for meter model {model!r}")
-    try:
-        return ModbusMeterModel.model_validate(yaml.safe_load((folder / name).read_text()))
-    except ValidationError as exc:
-        raise UnknownMeterModel(f"register map of {model!r} is invalid: {exc}") from exc
+    return load_model_file(model, ModbusMeterModel, "register map")
