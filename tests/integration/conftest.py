@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 import requests
 
-from hemera.tenants import TenantDefinition
+from hemera.tenants import TenantDefinition, load_tenant_file
 from hemera_agent.config import AgentConfig
+from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port
 from hemera_local.cloud import LocalCloud, LocalCloudConfig
+from hemera_local.pki import LocalPki
 from tests.conftest import TENANTS_DIR
 
 
@@ -85,3 +88,34 @@ def get_profile(cloud: LocalCloud, key: str, meter: str, start: str) -> requests
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+DEVICE_CN = "sul-energia:rtu-poa-01"
+
+
+@dataclass
+class Broker:
+    """A throw-away mosquitto of the local cloud (mTLS, ACL from Sul Energia's tenant file), the
+    certificate of its RTU rtu-poa-01 and one with the rules bridge's identity (reads `up`)."""
+
+    mosquitto: Mosquitto
+    ca: Path
+    device: tuple[Path, Path]
+    bridge: tuple[Path, Path]
+
+    @property
+    def port(self) -> int:
+        return self.mosquitto.port
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    pki = LocalPki(tmp_path / "pki")
+    tenant = load_tenant_file(TENANTS_DIR / "sul-energia.yaml")
+    mosquitto = Mosquitto(tmp_path / "broker", pki, free_port(), acl_text([tenant]))
+    mosquitto.start()
+    try:
+        device, bridge = pki.client(DEVICE_CN), pki.client(BRIDGE_IDENTITY)
+        yield Broker(mosquitto, pki.ca_cert, (device.cert, device.key), (bridge.cert, bridge.key))
+    finally:
+        mosquitto.stop()

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,48 +23,21 @@ import yaml
 
 from hemera.domain.envelope import parse_envelope
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
-from hemera.tenants import load_tenant_file
 from hemera_agent.agent import Agent
 from hemera_agent.buffer import BUFFER_FILE, EnvelopeBuffer
 from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher, PublishFailed
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
-from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port
-from hemera_local.pki import LocalPki
+from hemera_local.broker import BRIDGE_IDENTITY
+from tests.integration.conftest import Broker
 
 pytestmark = pytest.mark.integration
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
-DEVICE_CN = "sul-energia:rtu-poa-01"
 TOPIC = "hemera/sul-energia/rtu-poa-01/up/telemetry"
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Broker:
-    port: int
-    ca: Path
-    device: tuple[Path, Path]
-    subscriber: tuple[Path, Path]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """The local cloud's mosquitto (mTLS, ACL from the tenant file) with throw-away certificates;
-    the subscriber uses the rules bridge's identity, which may read every device's `up` topics."""
-    pki = LocalPki(tmp_path / "pki")
-    tenant = load_tenant_file(REPO / "tenants" / "sul-energia.yaml")
-    mosquitto = Mosquitto(tmp_path / "broker", pki, free_port(), acl_text([tenant]))
-    mosquitto.start()
-    try:
-        device, subscriber = pki.client(DEVICE_CN), pki.client(BRIDGE_IDENTITY)
-        yield Broker(
-            mosquitto.port, pki.ca_cert, (device.cert, device.key), (subscriber.cert, subscriber.key)
-        )
-    finally:
-        mosquitto.stop()
 
 
 class Subscriber:
@@ -80,8 +52,8 @@ class Subscriber:
         self.client = mqtt5_client_builder.mtls_from_path(
             endpoint="localhost",
             port=broker.port,
-            cert_filepath=str(broker.subscriber[0]),
-            pri_key_filepath=str(broker.subscriber[1]),
+            cert_filepath=str(broker.bridge[0]),
+            pri_key_filepath=str(broker.bridge[1]),
             ca_filepath=str(broker.ca),
             client_id=BRIDGE_IDENTITY,
             extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,

@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from hemera.domain.envelope import Envelope, parse_envelope
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
-from hemera.tenants import load_tenant_file
 from hemera_agent.agent import Agent
 from hemera_agent.backoff import Backoff
 from hemera_agent.buffer import BUFFER_FILE
@@ -44,42 +42,16 @@ from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
-from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port
-from hemera_local.pki import LocalPki
+from hemera_local.broker import BRIDGE_IDENTITY
+from tests.integration.conftest import Broker
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DEVICE_CN = "sul-energia:rtu-poa-01"
 ROOT = "hemera/sul-energia/rtu-poa-01/"
 INDUSTRY, COMMERCE = "sul-m-1001", "sul-m-1002"
 MODEL = load_model("hx300")
 QUARTER = timedelta(minutes=15)
-
-
-@dataclass
-class Broker:
-    mosquitto: Mosquitto
-    ca: Path
-    device: tuple[Path, Path]
-    bridge: tuple[Path, Path]
-
-    @property
-    def port(self) -> int:
-        return self.mosquitto.port
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    pki = LocalPki(tmp_path / "pki")
-    tenant = load_tenant_file(REPO / "tenants" / "sul-energia.yaml")
-    mosquitto = Mosquitto(tmp_path / "broker", pki, free_port(), acl_text([tenant]))
-    mosquitto.start()
-    try:
-        device, bridge = pki.client(DEVICE_CN), pki.client(BRIDGE_IDENTITY)
-        yield Broker(mosquitto, pki.ca_cert, (device.cert, device.key), (bridge.cert, bridge.key))
-    finally:
-        mosquitto.stop()
 
 
 class Bridge:
