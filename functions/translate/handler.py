@@ -78,9 +78,12 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
             "intervals": outcome.intervals,
             "new": outcome.stats.intervals_new,
             "unchanged": outcome.stats.intervals_unchanged,
+            "archived_only_frames": outcome.archived_only_frames,
         },
     )
     metrics.add_metric(name="IntervalsIngested", unit="Count", value=outcome.stats.intervals_new)
+    if outcome.archived_only_frames:
+        metrics.add_metric(name="FramesArchivedOnly", unit="Count", value=outcome.archived_only_frames)
     return {"intervals": outcome.intervals}
 
 

@@ -92,14 +92,25 @@ def test_an_undecodable_dlms_buffer_is_quarantined_as_malformed_frame(dlms_cloud
     assert stored(dlms_cloud) == []
 
 
-def test_register_frames_are_not_translated_yet(dlms_cloud):
-    doc = json.loads(hd500_envelope(TENANT, DEVICE, METER, FIRST_CAPTURE, WH[:1]).to_json())
+def test_register_frames_are_archived_raw_not_quarantined(dlms_cloud):
+    # Given an envelope of a register read (its canonical store comes with a later capability)
+    doc = json.loads(hd500_envelope(TENANT, DEVICE, METER, FIRST_CAPTURE, WH[:1], seq=77).to_json())
     doc["frames"][0].update(
         kind=FrameKind.REGISTERS, obis="1.0.1.8.0.255", class_id=3, data="1500000000000004d2"
     )
-    invoke(as_sqs_record("reg", json.dumps(doc).encode(), TOPIC))
-    (record,) = _quarantined(dlms_cloud)
-    assert record.reason == "malformed_frame" and "not translated yet" in record.detail
+    body = json.dumps(doc).encode()
+    # When it is delivered
+    response = invoke(as_sqs_record("reg", body, TOPIC))
+    # Then it is accepted, kept byte for byte in the tenant's raw archive, and nothing is quarantined
+    from hemera import aws
+
+    assert response == {"batchItemFailures": []}
+    assert _quarantined(dlms_cloud) == []
+    s3 = aws.client(dlms_cloud.aws, "s3")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=dlms_cloud.raw_bucket)["Contents"]]
+    assert key.startswith(f"tenants/{TENANT}/raw/") and key.endswith("/000000000077.json")
+    assert s3.get_object(Bucket=dlms_cloud.raw_bucket, Key=key)["Body"].read() == body
+    assert stored(dlms_cloud) == []
 
 
 def test_a_dlms_envelope_for_a_modbus_meter_is_refused_by_model(dlms_cloud):

@@ -75,6 +75,7 @@ class IngestOutcome:
     intervals: int
     stats: MergeStats
     archive_key: str
+    archived_only_frames: int = 0
 
 
 def topic_tenant(topic: str | None) -> str | None:
@@ -85,8 +86,19 @@ def topic_tenant(topic: str | None) -> str | None:
         return None
 
 
+# Frames the cloud keeps only in the raw archive for now: register, instantaneous and event-log
+# reads are archived under the tenant (and can be translated from there later), not quarantined:
+# they are good input whose canonical store comes with later capabilities.
+ARCHIVED_ONLY = frozenset({FrameKind.REGISTERS, FrameKind.INSTANTANEOUS, FrameKind.EVENTS})
+
+
+def archived_only_frames(envelope: Envelope) -> int:
+    return sum(1 for frame in envelope.frames if frame.kind in ARCHIVED_ONLY)
+
+
 def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
-    """Translate the raw frames of an envelope into canonical interval readings."""
+    """Translate the load-profile frames of an envelope into canonical interval readings
+    (frames of the `ARCHIVED_ONLY` kinds are skipped)."""
     if envelope.protocol is Protocol.DLMS:
         return _decode_dlms(envelope)
     if envelope.protocol is not Protocol.MODBUS:
@@ -94,8 +106,8 @@ def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     model = load_model(envelope.model)
     readings: list[IntervalReading] = []
     for frame in envelope.frames:
-        if frame.kind is not FrameKind.LOAD_PROFILE:
-            raise MalformedFrame(f"frame kind {frame.kind} is not translated yet")
+        if frame.kind in ARCHIVED_ONLY:
+            continue
         if not isinstance(frame, ModbusFrame):  # the envelope guarantees it; keeps mypy honest
             raise MalformedFrame("a modbus envelope carries modbus frames only")
         try:
@@ -114,8 +126,8 @@ def _decode_dlms(envelope: Envelope) -> list[IntervalReading]:
     for frame in envelope.frames:
         if not isinstance(frame, DlmsFrame):
             raise MalformedFrame("a dlms envelope carries dlms frames only")
-        if frame.kind is not FrameKind.LOAD_PROFILE:
-            raise MalformedFrame(f"frame kind {frame.kind} is not translated yet")
+        if frame.kind in ARCHIVED_ONLY:
+            continue
         if (frame.obis, frame.class_id, frame.attribute) != (lp.obis, PROFILE_GENERIC_CLASS, 2):
             raise MalformedFrame(
                 f"load-profile frame reads {frame.obis}/{frame.class_id}/{frame.attribute}, "
@@ -146,13 +158,21 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
             f"meter {meter.id} is registered as {meter.model}, envelope says {envelope.model}"
         )
     readings = decode_envelope(envelope)
-    # (device, seq) names the envelope: a redelivery overwrites the same object with the same bytes.
+    # The device's own bytes, named by (device, seq): a redelivery overwrites the same object with
+    # the same bytes.
     archive_key = ports.archive.put(
-        ctx, f"{envelope.collected_at:%Y/%m/%d}/{device_id}/{envelope.seq:012d}.json", envelope.to_json()
+        ctx, f"{envelope.collected_at:%Y/%m/%d}/{device_id}/{envelope.seq:012d}.json", message.payload
     )
     stats = ports.store.merge_intervals(ctx, readings)
     return IngestOutcome(
-        tenant_id, device_id, envelope.meter, envelope.seq, len(readings), stats, archive_key
+        tenant_id,
+        device_id,
+        envelope.meter,
+        envelope.seq,
+        len(readings),
+        stats,
+        archive_key,
+        archived_only_frames(envelope),
     )
 
 
