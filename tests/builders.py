@@ -71,3 +71,12 @@ def as_sqs_record(message_id: str, payload: bytes, topic: str) -> dict:
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:hemera-telemetry",
         "awsRegion": "us-east-1",
     }
+
+
+# Agent config overrides for tests about the load profile alone: no scheduled registers,
+# instantaneous values or event logs in the outbox beside it.
+LOAD_PROFILE_ONLY = {
+    "registers_every_seconds": 0,
+    "instantaneous_every_seconds": 0,
+    "events_every_seconds": 0,
+}

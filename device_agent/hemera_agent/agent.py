@@ -3,9 +3,13 @@ execute commands from the cloud, report the RTU's health and events.
 
 One poll cycle, per meter: read every window after the meter's last captured interval, group the
 windows into envelopes of at most `max_intervals_per_envelope` intervals, and store each one in
-the outbox (`hemera_agent.buffer`). A separate forwarder publishes the outbox in order and deletes
-each message after its PUBACK; while the broker is unreachable the outbox grows (bounded, with an
-overflow policy) and after a reconnect it drains in order.
+the outbox (`hemera_agent.buffer`). Then, when due, the other readings of the meter: energy
+registers (`registers_every_seconds`, daily), instantaneous values (`instantaneous_every_seconds`)
+and, on DLMS meters, the event logs since the last read (`events_every_seconds`) - one envelope
+per reading, its read time kept in the outbox with it so a restart neither repeats nor skips one.
+A separate forwarder publishes the outbox in order and deletes each message after its PUBACK;
+while the broker is unreachable the outbox grows (bounded, with an overflow policy) and after a
+reconnect it drains in order.
 
 Delivery is at least once, and a sequence number always names exactly one payload: the outbox
 assigns the seq, stores the bytes and moves the meter's cursor in one SQLite transaction, before
@@ -32,9 +36,16 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 
 from hemera.domain.dlms.model import DlmsMeterModel, decode_load_profile_buffer, load_dlms_model
-from hemera.domain.envelope import MAX_ENVELOPE_BYTES, DlmsFrame, ModbusFrame, Protocol, build_envelope
+from hemera.domain.envelope import (
+    MAX_ENVELOPE_BYTES,
+    DlmsFrame,
+    FrameKind,
+    ModbusFrame,
+    Protocol,
+    build_envelope,
+)
 from hemera.domain.errors import HemeraError, MalformedFrame
-from hemera.domain.modbus.model import ModbusMeterModel, load_model
+from hemera.domain.modbus.model import ModbusMeterModel, RegisterGroup, load_model
 from hemera_agent.backoff import Backoff
 from hemera_agent.buffer import BUFFER_FILE, BufferFull, EnvelopeBuffer, MessageKind, OverflowPolicy
 from hemera_agent.clock import Clock, SystemClock
@@ -65,6 +76,16 @@ log = logging.getLogger("hemera_agent.agent")
 
 STOP_GRACE_SECONDS = 0.5
 
+# The readings besides the load profile, and the Modbus map group each one reads. Modbus maps
+# have no event log, so `events` is read from DLMS meters only.
+MODBUS_GROUPS: dict[FrameKind, RegisterGroup] = {
+    FrameKind.REGISTERS: "energy",
+    FrameKind.INSTANTANEOUS: "instantaneous",
+}
+SCHEDULED_KINDS = (FrameKind.REGISTERS, FrameKind.INSTANTANEOUS, FrameKind.EVENTS)
+# A-XDR of an empty array: an event log with no entry in the range asked for.
+_EMPTY_ARRAY = b"\x01\x00"
+
 
 class EnvelopeTooLarge(HemeraError):
     reason = "envelope_too_large"
@@ -87,10 +108,16 @@ async def modbus_tcp(host: str, port: int, timeout: float) -> AsyncIterator[Modb
 
 @dataclass
 class CycleReport:
-    """What one poll cycle did: intervals/envelopes read into the outbox, messages published."""
+    """What one poll cycle did: intervals/envelopes read into the outbox, messages published.
+
+    `envelopes` counts load-profile envelopes; `readouts` the envelopes of registers,
+    instantaneous values and events (`readout_frames` their frames).
+    """
 
     intervals: int = 0
     envelopes: int = 0
+    readouts: int = 0
+    readout_frames: int = 0
     windows: int = 0
     failed_meters: list[str] = field(default_factory=list)
     published: int = 0
@@ -107,9 +134,26 @@ class CycleReport:
             "last_seq": self.last_seq,
         }
 
+    def readout_summary(self) -> dict[str, Any]:
+        """What a `read_registers` command's ack reports."""
+        return {
+            "envelopes": self.readouts,
+            "frames": self.readout_frames,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+        }
+
     def count(self, seq: int, intervals: int) -> None:
         self.envelopes += 1
         self.intervals += intervals
+        self._seq(seq)
+
+    def count_readout(self, seq: int, frames: int) -> None:
+        self.readouts += 1
+        self.readout_frames += frames
+        self._seq(seq)
+
+    def _seq(self, seq: int) -> None:
         self.first_seq = seq if self.first_seq is None else self.first_seq
         self.last_seq = seq
 
@@ -227,6 +271,7 @@ class Agent:
                 break
             try:
                 await self._collect_dlms(meter, report)
+                await self._collect_dlms_readouts(meter, report)
             except MeterReadError as exc:
                 self._meter_failed(meter.id, exc, report)
             except BufferFull as exc:
@@ -244,6 +289,7 @@ class Agent:
                         for meter in meters:
                             try:
                                 await self._collect(client, meter, report)
+                                await self._collect_modbus_readouts(client, meter, report)
                             except MeterReadError as exc:
                                 self._meter_failed(meter.id, exc, report)
                             except BufferFull as exc:
@@ -258,13 +304,14 @@ class Agent:
                         if meter.id not in report.failed_meters:
                             self._meter_failed(meter.id, exc, report)
         self._report_overflow()
-        if report.envelopes:
+        if report.envelopes or report.readouts:
             self._wakeup.set()
         log.info(
             "poll cycle done",
             extra={
                 "intervals": report.intervals,
                 "envelopes": report.envelopes,
+                "readouts": report.readouts,
                 "windows": report.windows,
                 "failed_meters": report.failed_meters,
                 "buffer_full": report.buffer_full,
@@ -364,6 +411,103 @@ class Agent:
                     meter, model.model, Protocol.DLMS, [frame], starts, report, move_cursor=True
                 )
 
+    # --- registers, instantaneous values, events: on a schedule --------------------------------------
+    def _schedule_key(self, kind: FrameKind, meter_id: str) -> str:
+        return f"{kind.value}:{meter_id}"
+
+    def _period(self, kind: FrameKind) -> float:
+        return {
+            FrameKind.REGISTERS: self.config.registers_every_seconds,
+            FrameKind.INSTANTANEOUS: self.config.instantaneous_every_seconds,
+            FrameKind.EVENTS: self.config.events_every_seconds,
+        }[kind]
+
+    def _due(self, kind: FrameKind, meter_id: str, now: datetime) -> bool:
+        period = self._period(kind)
+        if period <= 0:
+            return False
+        last = self.buffer.schedule_mark(self._schedule_key(kind, meter_id))
+        # A mark in the future means the RTU clock was set back: read now rather than wait.
+        return last is None or last > now or (now - last).total_seconds() >= period
+
+    def _store_readout(
+        self,
+        meter: MeterConfig,
+        model: str,
+        protocol: Protocol,
+        kind: FrameKind,
+        frames: Sequence[ModbusFrame | DlmsFrame],
+        report: CycleReport,
+        read_at: datetime | None,
+    ) -> None:
+        """One envelope for one reading; `read_at` moves its schedule mark with it (None: on
+        demand, the schedule stays). A reading with no frame only moves the mark."""
+        mark = None if read_at is None else (self._schedule_key(kind, meter.id), read_at)
+        if frames:
+            self._store_frames(meter, model, protocol, frames, [], report, move_cursor=False, mark=mark)
+        elif mark is not None:
+            self.buffer.set_schedule_mark(*mark)
+
+    async def _collect_modbus_readouts(
+        self, client: ModbusClient, meter: MeterConfig, report: CycleReport
+    ) -> None:
+        """Energy registers and instantaneous values that are due, one read per register run."""
+        model = self._models[meter.id]
+        reader = LoadProfileReader(client, meter.id, meter.unit_id, model)
+        for kind, group in MODBUS_GROUPS.items():
+            now = self.clock.now()
+            if self._due(kind, meter.id, now):
+                frames = await reader.read_group(group, kind)
+                self._store_readout(meter, model.model, Protocol.MODBUS, kind, frames, report, now)
+
+    async def _read_dlms_objects(
+        self, meter: MeterConfig, kinds: Sequence[FrameKind], events_since: datetime | None = None
+    ) -> dict[FrameKind, list[DlmsFrame]]:
+        """Registers / instantaneous values / event logs (entries since `events_since`) of a DLMS
+        meter in one association."""
+        model = self._dlms_models[meter.id]
+        assert meter.password is not None  # MeterConfig requires it for DLMS meters
+        endpoint = DlmsEndpoint(meter.host, meter.port, meter.password, timeout_s=meter.timeout_seconds)
+
+        def work() -> dict[FrameKind, list[DlmsFrame]]:
+            read: dict[FrameKind, list[DlmsFrame]] = {}
+            with DlmsSession(endpoint) as session:
+                for kind in kinds:
+                    if kind is FrameKind.REGISTERS:
+                        read[kind] = session.read_registers(model)
+                    elif kind is FrameKind.INSTANTANEOUS:
+                        read[kind] = session.read_instantaneous(model)
+                    else:
+                        read[kind] = session.read_events(model, events_since)
+            return read
+
+        async with self._link_lock(meter.host, meter.port):
+            try:
+                return await asyncio.to_thread(work)
+            except DlmsReadError as exc:
+                raise MeterReadError(f"meter {meter.id}: {exc}") from exc
+
+    async def _collect_dlms_readouts(self, meter: MeterConfig, report: CycleReport) -> None:
+        """Registers, instantaneous values and event logs of a DLMS meter, those that are due.
+
+        Event logs are read by range from the previous read's time (the first time: the
+        backfill), so each read carries the entries since the last one; logs without a new entry
+        are left out, and a read with none stores no envelope.
+        """
+        now = self.clock.now()
+        due = [kind for kind in SCHEDULED_KINDS if self._due(kind, meter.id, now)]
+        if not due:
+            return
+        last_events = self.buffer.schedule_mark(self._schedule_key(FrameKind.EVENTS, meter.id))
+        since = last_events if last_events is not None and last_events <= now else now - self.config.backfill
+        read = await self._read_dlms_objects(meter, due, since)
+        model = self._dlms_models[meter.id].model
+        for kind in due:
+            frames = read[kind]
+            if kind is FrameKind.EVENTS:
+                frames = [f for f in frames if f.raw() != _EMPTY_ARRAY]
+            self._store_readout(meter, model, Protocol.DLMS, kind, frames, report, now)
+
     def state_cursor(self, meter_id: str) -> datetime | None:
         return self.buffer.cursors().get(meter_id)
 
@@ -427,8 +571,10 @@ class Agent:
         interval_starts: list[datetime],
         report: CycleReport,
         move_cursor: bool,
+        mark: tuple[str, datetime] | None = None,
     ) -> None:
-        """Put one envelope of raw frames into the outbox; it names the intervals it carries."""
+        """Put one envelope of raw frames into the outbox; it names the intervals it carries
+        (none for registers, instantaneous values and events, which move their `mark` instead)."""
         collected_at = self.clock.now()
 
         def payload(seq: int) -> bytes:
@@ -447,9 +593,23 @@ class Agent:
                 raise EnvelopeTooLarge(f"envelope {seq} of meter {meter.id} is {len(data)} bytes")
             return data
 
+        if not interval_starts:
+            seq = self.buffer.enqueue_envelope(
+                self.config.telemetry_topic, payload, meter=meter.id, last_interval=None, mark=mark
+            )
+            report.count_readout(seq, len(frames))
+            log.info(
+                "envelope stored",
+                extra={"meter": meter.id, "seq": seq, "kind": frames[0].kind.value, "frames": len(frames)},
+            )
+            return
         last = interval_starts[-1]
         seq = self.buffer.enqueue_envelope(
-            self.config.telemetry_topic, payload, meter=meter.id, last_interval=last if move_cursor else None
+            self.config.telemetry_topic,
+            payload,
+            meter=meter.id,
+            last_interval=last if move_cursor else None,
+            mark=mark,
         )
         report.count(seq, len(interval_starts))
         log.info(
@@ -652,6 +812,14 @@ class Agent:
             self._modbus(meter.host, meter.port, meter.timeout_seconds) as client,
         ):
             reader = LoadProfileReader(client, meter.id, meter.unit_id, self._models[meter.id])
+            if command.type is CommandType.READ_REGISTERS:
+                report = CycleReport()
+                for kind, group in MODBUS_GROUPS.items():
+                    frames = await reader.read_group(group, kind)
+                    self._store_readout(
+                        meter, reader.model.model, Protocol.MODBUS, kind, frames, report, None
+                    )
+                return report.readout_summary()
             if command.type is CommandType.READ_RANGE:
                 span = command.read_range()
                 report = CycleReport()
@@ -675,6 +843,12 @@ class Agent:
         model = self._dlms_models[meter.id]
         assert meter.password is not None
         endpoint = DlmsEndpoint(meter.host, meter.port, meter.password, timeout_s=meter.timeout_seconds)
+        if command.type is CommandType.READ_REGISTERS:
+            report = CycleReport()
+            read = await self._read_dlms_objects(meter, (FrameKind.REGISTERS, FrameKind.INSTANTANEOUS))
+            for kind, frames in read.items():
+                self._store_readout(meter, model.model, Protocol.DLMS, kind, frames, report, None)
+            return report.readout_summary()
         if command.type is CommandType.READ_RANGE:
             span = command.read_range()
             period = timedelta(minutes=model.load_profile.interval_minutes)

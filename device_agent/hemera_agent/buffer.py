@@ -131,6 +131,7 @@ class EnvelopeBuffer:
                 created_at TEXT NOT NULL
             );
             CREATE TABLE IF NOT EXISTS cursors (meter TEXT PRIMARY KEY, last_interval TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS schedule (key TEXT PRIMARY KEY, at TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS commands (
                 id TEXT PRIMARY KEY,
                 status TEXT NOT NULL,
@@ -196,6 +197,16 @@ class EnvelopeBuffer:
                     (meter, start.isoformat()),
                 )
             self._set_meta("legacy_adopted", _now())
+
+    def schedule_mark(self, key: str) -> datetime | None:
+        """When a scheduled read named `key` (e.g. `registers:<meter>`) last went into the outbox."""
+        row = self._db.execute("SELECT at FROM schedule WHERE key = ?", (key,)).fetchone()
+        return None if row is None else datetime.fromisoformat(row[0])
+
+    def set_schedule_mark(self, key: str, at: datetime) -> None:
+        """Record a scheduled read that stored nothing (the meter had nothing new to give)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO schedule (key, at) VALUES (?, ?)", (key, at.isoformat()))
 
     # --- bounds --------------------------------------------------------------------------------
     def depth(self) -> int:
@@ -299,8 +310,13 @@ class EnvelopeBuffer:
         *,
         meter: str,
         last_interval: datetime | None,
+        mark: tuple[str, datetime] | None = None,
     ) -> int:
         """Assign the next seq, store `build(seq)` and advance the meter's cursor, atomically.
+
+        An envelope of registers, instantaneous values or events carries no interval
+        (`last_interval` None: the load-profile cursor stays) but may move its schedule `mark`
+        (key, read time) in the same transaction, so a restart neither re-reads nor skips it.
 
         Raises `BufferFull` under `stop_reading` when the envelope does not fit (nothing changes,
         except that the refusal is recorded for the overflow event).
@@ -328,6 +344,11 @@ class EnvelopeBuffer:
                     db.execute(
                         "INSERT OR REPLACE INTO cursors (meter, last_interval) VALUES (?, ?)",
                         (meter, last_interval.isoformat()),
+                    )
+                if mark is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO schedule (key, at) VALUES (?, ?)",
+                        (mark[0], mark[1].isoformat()),
                     )
         if refused is not None:
             raise BufferFull(f"outbox full; envelope {refused} not stored (policy {self.overflow.value})")

@@ -104,8 +104,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"published {report.intervals} intervals in {report.envelopes} envelopes ({report.windows} windows read)"
     )
-    if report.published > report.envelopes:
-        print(f"also replayed {report.published - report.envelopes} messages from the outbox")
+    if report.readouts:
+        print(f"and {report.readouts} envelopes of registers, instantaneous values or events")
+    stored = report.envelopes + report.readouts
+    if report.published > stored:
+        print(f"also replayed {report.published - stored} messages from the outbox")
     if report.failed_meters:
         print(f"meters not read: {', '.join(report.failed_meters)}", file=sys.stderr)
         sys.exit(1)

@@ -5,6 +5,7 @@
     {"id": "c-43", "type": "disconnect", "meter": "sul-m-1001"}
     {"id": "c-44", "type": "clock_sync", "meter": "sul-m-1001"}       # params.epoch optional
     {"id": "c-45", "type": "ping"}
+    {"id": "c-46", "type": "read_registers", "meter": "sul-m-1001"}  # energy + instantaneous now
 
 Each command is executed at most once (its id is recorded in the outbox database before it runs)
 and acknowledged on `up/cmd-ack`:
@@ -39,9 +40,16 @@ class CommandType(StrEnum):
     DISCONNECT = "disconnect"
     CLOCK_SYNC = "clock_sync"
     PING = "ping"
+    READ_REGISTERS = "read_registers"
 
 
-_NEEDS_METER = {CommandType.READ_RANGE, CommandType.CONNECT, CommandType.DISCONNECT, CommandType.CLOCK_SYNC}
+_NEEDS_METER = {
+    CommandType.READ_RANGE,
+    CommandType.CONNECT,
+    CommandType.DISCONNECT,
+    CommandType.CLOCK_SYNC,
+    CommandType.READ_REGISTERS,
+}
 
 
 class ReadRangeParams(BaseModel):

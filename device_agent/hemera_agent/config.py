@@ -15,6 +15,9 @@ poll_seconds: 60
 state_dir: state/rtu-poa-01
 max_intervals_per_envelope: 96
 backfill_hours: 24
+registers_every_seconds: 86400    # energy registers (daily); 0 = never on a schedule
+instantaneous_every_seconds: 300  # voltage, current, power, PF, frequency; 0 = never
+events_every_seconds: 900         # DLMS event logs, entries since the last read; 0 = never
 meters:
   - {id: sul-m-1001, model: hx300, unit_id: 1, host: 127.0.0.1, port: 5020}
 # Optional sections (defaults shown):
@@ -155,6 +158,12 @@ class AgentConfig(BaseModel):
     max_intervals_per_envelope: int = Field(default=96, ge=1, le=1000)
     # How far back the first run reads a meter that has no captured interval yet.
     backfill_hours: float = Field(default=24.0, gt=0)
+    # Readings besides the load profile, per meter, each due this long after its last read
+    # (the read times live in the outbox database, so a restart does not re-read at once).
+    # 0 disables a kind. Events: DLMS event logs only (Modbus maps have no event log).
+    registers_every_seconds: float = Field(default=86_400.0, ge=0)
+    instantaneous_every_seconds: float = Field(default=300.0, ge=0)
+    events_every_seconds: float = Field(default=900.0, ge=0)
     log_level: str = "INFO"
     buffer: BufferConfig = BufferConfig()
     reconnect: ReconnectConfig = ReconnectConfig()

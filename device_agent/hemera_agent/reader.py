@@ -25,7 +25,7 @@ from pymodbus.exceptions import ModbusException
 
 from hemera.domain.envelope import FrameKind, ModbusFrame
 from hemera.domain.errors import HemeraError
-from hemera.domain.modbus.model import ModbusMeterModel, RegisterSpec
+from hemera.domain.modbus.model import ModbusMeterModel, RegisterGroup, RegisterSpec
 from hemera.domain.modbus.registers import decode_value, encode_value
 
 READ_HOLDING_REGISTERS: Literal[3] = 3
@@ -132,6 +132,24 @@ class LoadProfileReader:
         if spec.access == "r":
             raise MeterReadError(f"meter {self.meter_id}: register {name} of {self.model.model} is read-only")
         await self._write(spec.address, encode_value(value, spec.type, self.model.word_order))
+
+    async def read_group(self, group: RegisterGroup, kind: FrameKind) -> list[ModbusFrame]:
+        """The registers of a map group (energy totals, instantaneous values) as raw frames, one
+        per contiguous run of the map (`ModbusMeterModel.register_blocks`); [] if it has none."""
+        frames: list[ModbusFrame] = []
+        for address, count in self.model.register_blocks(group):
+            registers = await self._read(address, count)
+            frames.append(
+                ModbusFrame(
+                    kind=kind,
+                    unit_id=self.unit_id,
+                    function=READ_HOLDING_REGISTERS,
+                    address=address,
+                    count=count,
+                    data=b"".join(r.to_bytes(2, "big") for r in registers).hex(),
+                )
+            )
+        return frames
 
     def _register(self, name: str) -> RegisterSpec:
         try:

@@ -23,6 +23,7 @@ from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import InMemoryPublisher
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
+from tests.builders import LOAD_PROFILE_ONLY
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 INDUSTRY, COMMERCE = "sul-m-1001", "sul-m-1002"
@@ -60,6 +61,7 @@ def make_agent(
             "broker": {"host": "localhost", "cert": "c", "key": "k"},
             "state_dir": state,
             "meters": meters,
+            **LOAD_PROFILE_ONLY,
             **overrides,
         }
     )

@@ -17,6 +17,7 @@ from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import InMemoryPublisher
 from hemera_agent.simulators.dlms_meter import DlmsMeter, DlmsMeterSimulator
 from hemera_agent.simulators.profile import interval_energy, meter_seed
+from tests.builders import LOAD_PROFILE_ONLY
 
 MODEL = load_dlms_model("hd500")
 ZONE = "America/Sao_Paulo"
@@ -49,6 +50,7 @@ def config(tmp_path, port: int) -> AgentConfig:
             "broker": {"host": "127.0.0.1", "cert": str(tmp_path / "c"), "key": str(tmp_path / "k")},
             "state_dir": str(tmp_path / "state"),
             "backfill_hours": 48,
+            **LOAD_PROFILE_ONLY,
             "meters": [
                 {
                     "id": "sul-m-1003",

@@ -26,6 +26,7 @@ from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import InMemoryPublisher, PublishFailed
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter, meters_from_tenant
 from hemera_agent.simulators.profile import interval_energy
+from tests.builders import LOAD_PROFILE_ONLY
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -78,6 +79,7 @@ class Rig:
                 {"id": m.meter_id, "model": "hx300", "unit_id": m.unit_id, "port": self.simulator.port}
                 for m in self.meters.values()
             ],
+            **LOAD_PROFILE_ONLY,
             **overrides,
         }
         return AgentConfig.model_validate(document)

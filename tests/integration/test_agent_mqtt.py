@@ -30,6 +30,7 @@ from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher, PublishFailed
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
 from hemera_local.broker import BRIDGE_IDENTITY
+from tests.builders import LOAD_PROFILE_ONLY
 from tests.integration.conftest import Broker
 
 pytestmark = pytest.mark.integration
@@ -105,6 +106,7 @@ def agent_document(broker: Broker, simulator: ModbusMeterSimulator, state_dir: P
         },
         "state_dir": str(state_dir),
         "poll_seconds": 0.2,
+        **LOAD_PROFILE_ONLY,
         "meters": [
             {"id": "sul-m-1001", "model": "hx300", "unit_id": 1, "port": simulator.port},
             {"id": "sul-m-1002", "model": "hx300", "unit_id": 2, "port": simulator.port},

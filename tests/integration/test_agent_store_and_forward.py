@@ -43,6 +43,7 @@ from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
 from hemera_local.broker import BRIDGE_IDENTITY
+from tests.builders import LOAD_PROFILE_ONLY
 from tests.integration.conftest import Broker
 
 pytestmark = pytest.mark.integration
@@ -226,6 +227,7 @@ def agent_document(broker: Broker, meters: list[dict[str, Any]], state: Path, **
         "backfill_hours": 48,
         "reconnect": {"base_seconds": 0.1, "cap_seconds": 0.5},
         "meters": meters,
+        **LOAD_PROFILE_ONLY,
         **extra,
     }
 

@@ -211,3 +211,21 @@ def test_a_command_id_is_claimed_once(tmp_path: Path) -> None:
     assert first is None
     assert second is not None and second.status == "ok" and second.ack == {"id": "c-1"}
     assert [m.kind for m in buffer.peek(10)] == [MessageKind.ACK]
+
+
+def test_a_readout_envelope_moves_its_schedule_mark_not_the_load_profile_cursor(tmp_path: Path) -> None:
+    # Given a meter whose load profile was captured up to T0
+    buffer = open_buffer(tmp_path)
+    put(buffer, 1)
+    # When a registers envelope is stored with its read time, and the outbox is reopened
+    read_at = T0 + timedelta(hours=1)
+    seq = buffer.enqueue_envelope(
+        TOPIC, lambda s: b"{}", meter="sul-m-1001", last_interval=None, mark=("registers:sul-m-1001", read_at)
+    )
+    buffer.close()
+    reopened = open_buffer(tmp_path)
+    # Then it has the next seq, the cursor is still T0 and the read time survived the restart
+    assert seq == 1
+    assert reopened.cursors() == {"sul-m-1001": T0}
+    assert reopened.schedule_mark("registers:sul-m-1001") == read_at
+    assert reopened.schedule_mark("events:sul-m-1001") is None

@@ -41,6 +41,12 @@ def test_a_config_file_loads_with_defaults_and_paths_relative_to_it(tmp_path: Pa
     assert config.state_dir == tmp_path / "state"
     assert config.broker.flow_control is FlowControl.NONE
     assert (config.poll_seconds, config.max_intervals_per_envelope, config.backfill_hours) == (60, 96, 24)
+    # registers daily, instantaneous values every 5 minutes, event logs every 15 minutes
+    assert (
+        config.registers_every_seconds,
+        config.instantaneous_every_seconds,
+        config.events_every_seconds,
+    ) == (86400, 300, 900)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +57,7 @@ def test_a_config_file_loads_with_defaults_and_paths_relative_to_it(tmp_path: Pa
         (("id: sul-m-1002", "id: sul-m-1001"), "unique"),
         (("flow_control: none", "flow_control: fast"), "broker.flow_control"),
         (("state_dir: state", "state_dir: state\nmystery: 1"), "mystery"),
+        (("state_dir: state", "state_dir: state\nevents_every_seconds: -1"), "events_every_seconds"),
     ],
 )
 def test_a_bad_config_names_the_problem(tmp_path: Path, change: tuple[str, str], complaint: str) -> None:

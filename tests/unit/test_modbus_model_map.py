@@ -42,3 +42,22 @@ def test_an_unaligned_timestamp_is_malformed():
 def test_unknown_models_are_a_typed_error(name):
     with pytest.raises(UnknownMeterModel):
         load_model(name)
+
+
+def test_register_groups_read_as_few_contiguous_runs_as_the_map_allows():
+    # mx40: voltages at 256-258, a gap at 259, current..frequency at 260-271, energy at 512-525
+    mx40 = load_model("mx40")
+    assert mx40.register_blocks("instantaneous") == [(256, 3), (260, 12)]
+    assert mx40.register_blocks("energy") == [(512, 14)]
+    assert load_model("hx300").register_blocks("energy") == [(100, 8)]
+    assert load_model("hx300").register_blocks("instantaneous") == []
+
+
+def test_a_run_longer_than_one_modbus_read_is_split_at_125_registers():
+    hx300 = load_model("hx300")
+    counters = {
+        f"c{i}": {"address": 1000 + 4 * i, "type": "u64", "group": "energy"}
+        for i in range(40)  # 160 contiguous registers
+    }
+    model = hx300.model_validate({**hx300.model_dump(), "registers": counters})
+    assert model.register_blocks("energy") == [(1000, 124), (1124, 36)]

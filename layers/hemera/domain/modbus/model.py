@@ -17,6 +17,9 @@ from hemera.domain.meter_models import load_model_file
 from hemera.domain.modbus.registers import WIDTH, RegisterType, WordOrder, decode_value, scaled
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit, utc_from_epoch
 
+# Holding registers one "read holding registers" request may ask for.
+MAX_READ_REGISTERS = 125
+
 
 class FieldSpec(BaseModel):
     """One value inside a register block: offset in registers from the block's start."""
@@ -34,13 +37,23 @@ class FieldSpec(BaseModel):
         return WIDTH[self.type]
 
 
+RegisterGroup = Literal["energy", "instantaneous", "control", "clock", "info"]
+
+
 class RegisterSpec(FieldSpec):
-    """A single register value at an absolute address (clock, energy registers)."""
+    """A single register value at an absolute address (clock, energy registers).
+
+    `group` says what the agent reads it as: `energy` registers (billing totals, read daily and
+    on demand as `registers` frames), `instantaneous` values (voltage, current, power, read every
+    few minutes), or `control`/`clock`/`info` registers it only touches for a command. A map
+    without groups is still valid; the agent then reads no registers of it on a schedule.
+    """
 
     address: int = Field(ge=0, le=0xFFFF)
     offset: int = 0
     access: Literal["r", "rw", "w"] = "r"
     description: str = ""
+    group: RegisterGroup | None = None
 
 
 class LoadProfileSpec(BaseModel):
@@ -67,7 +80,7 @@ class LoadProfileSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fits(self) -> LoadProfileSpec:
-        if self.records_per_window * self.record_size > 125:
+        if self.records_per_window * self.record_size > MAX_READ_REGISTERS:
             raise ValueError("a window must fit one Modbus read (125 registers)")
         for spec in (self.timestamp, self.status, *self.channels):
             if spec.offset + spec.width > self.record_size:
@@ -93,6 +106,25 @@ class ModbusMeterModel(BaseModel):
     word_order: WordOrder
     registers: dict[str, RegisterSpec]
     load_profile: LoadProfileSpec
+
+    def register_blocks(self, group: RegisterGroup) -> list[tuple[int, int]]:
+        """(address, count) of the register runs holding a group: one Modbus read each.
+
+        Registers that touch (the next starts where the previous one ends) share a run, so a
+        group costs as few requests as the map allows; a run never exceeds one read's limit of
+        125 registers (Modbus application protocol V1.1b3, 6.3), and a gap always ends a run:
+        a meter may answer an unmapped address with an exception.
+        """
+        specs = sorted((s for s in self.registers.values() if s.group == group), key=lambda s: s.address)
+        blocks: list[tuple[int, int]] = []
+        for spec in specs:
+            if blocks:
+                address, count = blocks[-1]
+                if spec.address == address + count and count + spec.width <= MAX_READ_REGISTERS:
+                    blocks[-1] = (address, count + spec.width)
+                    continue
+            blocks.append((spec.address, spec.width))
+        return blocks
 
 
 def decode_load_profile_window(
