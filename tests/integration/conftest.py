@@ -19,6 +19,7 @@ from hemera_agent.config import AgentConfig
 from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port
 from hemera_local.cloud import LocalCloud, LocalCloudConfig
 from hemera_local.pki import LocalPki
+from tests.builders import LOAD_PROFILE_ONLY
 from tests.conftest import TENANTS_DIR
 
 
@@ -119,3 +120,29 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield Broker(mosquitto, pki.ca_cert, (device.cert, device.key), (bridge.cert, bridge.key))
     finally:
         mosquitto.stop()
+
+
+def agent_document(broker: Broker, meters: list[dict[str, Any]], state: Path, **extra: Any) -> dict[str, Any]:
+    """An agent config for rtu-poa-01 on the throw-away broker: fast polls and reconnects, load
+    profiles only (unless `extra` says otherwise)."""
+    return {
+        "tenant": "sul-energia",
+        "device": "rtu-poa-01",
+        "broker": {
+            "host": "localhost",
+            "port": broker.port,
+            "cert": str(broker.device[0]),
+            "key": str(broker.device[1]),
+            "ca": str(broker.ca),
+            "flow_control": "none",
+            "ack_timeout_seconds": 3,
+            "connect_timeout_seconds": 3,
+        },
+        "state_dir": str(state),
+        "poll_seconds": 0.1,
+        "backfill_hours": 48,
+        "reconnect": {"base_seconds": 0.1, "cap_seconds": 0.5},
+        "meters": meters,
+        **LOAD_PROFILE_ONLY,
+        **extra,
+    }

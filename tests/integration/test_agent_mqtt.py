@@ -30,8 +30,7 @@ from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher, PublishFailed
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
 from hemera_local.broker import BRIDGE_IDENTITY
-from tests.builders import LOAD_PROFILE_ONLY
-from tests.integration.conftest import Broker
+from tests.integration.conftest import Broker, agent_document
 
 pytestmark = pytest.mark.integration
 
@@ -91,27 +90,12 @@ def simulator() -> Iterator[ModbusMeterSimulator]:
         yield sim
 
 
-def agent_document(broker: Broker, simulator: ModbusMeterSimulator, state_dir: Path) -> dict[str, Any]:
-    return {
-        "tenant": "sul-energia",
-        "device": "rtu-poa-01",
-        "broker": {
-            "host": "localhost",
-            "port": broker.port,
-            "cert": str(broker.device[0]),
-            "key": str(broker.device[1]),
-            "ca": str(broker.ca),
-            "flow_control": "none",
-            "ack_timeout_seconds": 5,
-        },
-        "state_dir": str(state_dir),
-        "poll_seconds": 0.2,
-        **LOAD_PROFILE_ONLY,
-        "meters": [
-            {"id": "sul-m-1001", "model": "hx300", "unit_id": 1, "port": simulator.port},
-            {"id": "sul-m-1002", "model": "hx300", "unit_id": 2, "port": simulator.port},
-        ],
-    }
+def rtu_document(broker: Broker, simulator: ModbusMeterSimulator, state_dir: Path) -> dict[str, Any]:
+    meters = [
+        {"id": "sul-m-1001", "model": "hx300", "unit_id": 1, "port": simulator.port},
+        {"id": "sul-m-1002", "model": "hx300", "unit_id": 2, "port": simulator.port},
+    ]
+    return agent_document(broker, meters, state_dir, poll_seconds=0.2)
 
 
 def test_envelopes_arrive_at_a_subscriber_over_mutual_tls(
@@ -119,7 +103,7 @@ def test_envelopes_arrive_at_a_subscriber_over_mutual_tls(
 ) -> None:
     # Given a subscriber on the device's telemetry topic and the agent configured for the broker
     subscriber = Subscriber(broker, "hemera/sul-energia/+/up/telemetry")
-    config = AgentConfig.model_validate(agent_document(broker, simulator, tmp_path / "state"))
+    config = AgentConfig.model_validate(rtu_document(broker, simulator, tmp_path / "state"))
 
     async def poll() -> int:
         async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
@@ -153,7 +137,7 @@ def test_a_publish_outside_the_device_topics_is_refused_by_the_broker(broker: Br
         {
             "tenant": "sul-energia",
             "device": "rtu-poa-01",
-            "broker": agent_document(broker, simulator=_NoSimulator(), state_dir=tmp_path)["broker"],
+            "broker": rtu_document(broker, simulator=_NoSimulator(), state_dir=tmp_path)["broker"],
             "state_dir": str(tmp_path),
             "meters": [{"id": "sul-m-1001", "model": "hx300"}],
         }
@@ -177,7 +161,7 @@ def test_the_cli_runs_until_sigterm_and_exits_cleanly(
 ) -> None:
     # Given an agent config file and a subscriber
     config_path = tmp_path / "agent.yaml"
-    config_path.write_text(yaml.safe_dump(agent_document(broker, simulator, tmp_path / "state")))
+    config_path.write_text(yaml.safe_dump(rtu_document(broker, simulator, tmp_path / "state")))
     subscriber = Subscriber(broker, TOPIC)
     agent = subprocess.Popen(
         [sys.executable, "-m", "hemera_agent.cli", "run", "--config", str(config_path)],
@@ -210,7 +194,7 @@ def test_the_cli_once_prints_what_it_published(
     broker: Broker, simulator: ModbusMeterSimulator, tmp_path: Path
 ) -> None:
     config_path = tmp_path / "agent.yaml"
-    config_path.write_text(yaml.safe_dump(agent_document(broker, simulator, tmp_path / "state")))
+    config_path.write_text(yaml.safe_dump(rtu_document(broker, simulator, tmp_path / "state")))
 
     first = subprocess.run(
         [sys.executable, "-m", "hemera_agent.cli", "once", "--config", str(config_path)],

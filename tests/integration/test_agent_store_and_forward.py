@@ -43,8 +43,7 @@ from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, SimulatedMeter
 from hemera_local.broker import BRIDGE_IDENTITY
-from tests.builders import LOAD_PROFILE_ONLY
-from tests.integration.conftest import Broker
+from tests.integration.conftest import Broker, agent_document
 
 pytestmark = pytest.mark.integration
 
@@ -206,30 +205,6 @@ def simulated_meters() -> list[SimulatedMeter]:
         SimulatedMeter(INDUSTRY, 1, "industry", 820, "America/Sao_Paulo", "sul-energia/sul-m-1001"),
         SimulatedMeter(COMMERCE, 2, "commerce", 410, "America/Sao_Paulo", "sul-energia/sul-m-1002"),
     ]
-
-
-def agent_document(broker: Broker, meters: list[dict[str, Any]], state: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "tenant": "sul-energia",
-        "device": "rtu-poa-01",
-        "broker": {
-            "host": "localhost",
-            "port": broker.port,
-            "cert": str(broker.device[0]),
-            "key": str(broker.device[1]),
-            "ca": str(broker.ca),
-            "flow_control": "none",
-            "ack_timeout_seconds": 3,
-            "connect_timeout_seconds": 3,
-        },
-        "state_dir": str(state),
-        "poll_seconds": 0.1,
-        "backfill_hours": 48,
-        "reconnect": {"base_seconds": 0.1, "cap_seconds": 0.5},
-        "meters": meters,
-        **LOAD_PROFILE_ONLY,
-        **extra,
-    }
 
 
 def meters_on(port: int) -> list[dict[str, Any]]:
