@@ -22,6 +22,7 @@ def moto_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     from hemera.wiring import ingest_ports
     from hemera_local.resources import create_resources
 
+    monkeypatch.delenv("HEMERA_AWS_ENDPOINT", raising=False)  # in-process moto: default endpoints
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

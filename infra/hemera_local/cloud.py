@@ -46,7 +46,7 @@ _LOCAL_ENV = {
     "POWERTOOLS_DEV": "false",
 }
 # moto accepts any credentials; these keep boto3 from looking for real ones.
-_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "hemera-local", "AWS_SECRET_ACCESS_KEY": "hemera-local"}
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "hemera-local", "AWS_SECRET_ACCESS_KEY": "hemera-local"}
 
 
 @dataclass
@@ -88,6 +88,7 @@ class LocalCloud:
         tests wrap the real handler; everything else uses the functions' own code."""
         self.config = config
         self._handlers = dict(handlers or {})
+        self._saved_environ: dict[str, str] | None = None
         self.state_dir = config.state_dir
         self.pki = LocalPki(config.state_dir / "pki")
         self.tenants: dict[str, TenantDefinition] = {}
@@ -106,7 +107,8 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         cfg = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        for key, value in _FAKE_CREDENTIALS.items():
+        self._saved_environ = dict(os.environ)
+        for key, value in LOCAL_CREDENTIALS.items():
             os.environ.setdefault(key, value)
         tenants = load_tenant_dir(cfg.tenants_dir)
 
@@ -166,6 +168,11 @@ class LocalCloud:
         if self._moto:
             self._moto.stop()
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+        if self._saved_environ is not None:
+            # The in-process functions' settings pointed at this cloud; leave the process as found.
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            self._saved_environ = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from hemera.adapters.memory import MemoryApiKeys, MemoryQuarantine, MemoryReadingStore, MemoryRegistry
+from hemera.domain.errors import QuarantineKeyOutsideTenant
 from hemera.domain.readings import Channel, IntervalReading, Unit
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.tenancy import TenantContext
@@ -106,3 +108,65 @@ def test_quarantine_lists_only_the_tenants_records(ports):
         quarantine.put(QuarantineRecord(tenant, "malformed_envelope", "bad", None, mid, when, b"\x00\x01"))
     assert [(r.message_id, r.original) for r in quarantine.list("acme")] == [("a1", b"\x00\x01")]
     assert [r.message_id for r in quarantine.list(None)] == ["u1"]
+
+
+def test_a_quarantined_record_is_read_back_by_its_key_and_removed(ports):
+    *_, quarantine = ports
+    when = datetime(2026, 11, 20, 5, tzinfo=UTC)
+    key = quarantine.put(
+        QuarantineRecord("acme", "unknown_meter", "m-9", "hemera/acme/rtu-1/up/t", "a1", when, b"{}")
+    )
+    assert key == "tenants/acme/quarantine/2026-11-20/a1.json"
+    (listed,) = quarantine.list("acme")
+    assert listed.key == key and quarantine.get("acme", key) == listed
+    assert (listed.reason, listed.topic, listed.received_at, listed.original) == (
+        "unknown_meter",
+        "hemera/acme/rtu-1/up/t",
+        when,
+        b"{}",
+    )
+    quarantine.remove("acme", key)
+    quarantine.remove("acme", key)  # already gone: not an error
+    assert quarantine.get("acme", key) is None and list(quarantine.list("acme")) == []
+
+
+def test_a_record_put_with_its_key_is_updated_in_place(ports):
+    *_, quarantine = ports
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    key = quarantine.put(QuarantineRecord("acme", "unknown_meter", "old", None, "a1", when, b"x"))
+    (record,) = quarantine.list("acme")
+    quarantine.put(replace(record, reason="unknown_meter_model", detail="new"))
+    assert [(r.key, r.reason, r.detail) for r in quarantine.list("acme")] == [
+        (key, "unknown_meter_model", "new")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tenant", "key"),
+    [
+        ("acme", "tenants/acme-corp/quarantine/2026-11-20/c1.json"),  # a tenant whose id extends acme's
+        ("acme-corp", "tenants/acme/quarantine/2026-11-20/a1.json"),
+        ("acme", "tenants/acme/quarantine/../../acme-corp/quarantine/2026-11-20/c1.json"),
+        ("acme", "unattributed/quarantine/2026-11-20/u1.json"),
+        (None, "tenants/acme/quarantine/2026-11-20/a1.json"),
+    ],
+)
+def test_a_key_outside_the_tenant_is_refused(ports, tenant, key):
+    *_, quarantine = ports
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    for owner, mid in (("acme", "a1"), ("acme-corp", "c1"), (None, "u1")):
+        quarantine.put(QuarantineRecord(owner, "malformed_envelope", "bad", None, mid, when, b"\x00"))
+    with pytest.raises(QuarantineKeyOutsideTenant):
+        quarantine.get(tenant, key)
+    with pytest.raises(QuarantineKeyOutsideTenant):
+        quarantine.remove(tenant, key)
+    assert len(list(quarantine.list("acme-corp"))) == 1 and len(list(quarantine.list("acme"))) == 1
+
+
+def test_the_quarantine_names_the_tenants_that_have_records(ports):
+    *_, quarantine = ports
+    assert list(quarantine.tenants()) == []
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    for tenant, mid in (("acme-corp", "c1"), (None, "u1"), ("acme", "a1"), ("acme", "a2")):
+        quarantine.put(QuarantineRecord(tenant, "malformed_envelope", "bad", None, mid, when, b"\x00"))
+    assert list(quarantine.tenants()) == ["acme", "acme-corp", None]

@@ -6,9 +6,11 @@ on both the fakes and the moto-backed adapters so the fakes cannot drift.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 
+from hemera.adapters.s3 import checked_quarantine_key, quarantine_key, quarantine_prefix
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.series import Slot, group_by_series, merge_slots, reading_of
@@ -102,12 +104,27 @@ class MemoryRawArchive:
 
 
 class MemoryQuarantine:
+    """Records by key, with the S3 adapter's key scheme (a put to the same key overwrites)."""
+
     def __init__(self) -> None:
-        self.records: list[QuarantineRecord] = []
+        self.records: dict[str, QuarantineRecord] = {}
 
     def put(self, record: QuarantineRecord) -> str:
-        self.records.append(record)
-        return record.message_id
+        key = quarantine_key(record)
+        self.records[key] = dataclasses.replace(record, key=key)
+        return key
 
     def list(self, tenant_id: str | None) -> Iterator[QuarantineRecord]:
-        return iter([r for r in self.records if r.tenant_id == tenant_id])
+        prefix = quarantine_prefix(tenant_id)
+        return iter([record for key, record in sorted(self.records.items()) if key.startswith(prefix)])
+
+    def get(self, tenant_id: str | None, key: str) -> QuarantineRecord | None:
+        return self.records.get(checked_quarantine_key(tenant_id, key))
+
+    def remove(self, tenant_id: str | None, key: str) -> None:
+        self.records.pop(checked_quarantine_key(tenant_id, key), None)
+
+    def tenants(self) -> tuple[str | None, ...]:
+        named = sorted({r.tenant_id for r in self.records.values() if r.tenant_id is not None})
+        unattributed = any(r.tenant_id is None for r in self.records.values())
+        return (*named, None) if unattributed else tuple(named)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from hemera.domain.errors import QuarantineKeyOutsideTenant
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import QuarantineRecord
 
@@ -20,7 +22,47 @@ def quarantine_prefix(tenant_id: str | None) -> str:
 
 
 def quarantine_key(record: QuarantineRecord) -> str:
+    """Where a record goes: its own key if it has one (an update), else from day and message id."""
+    if record.key is not None:
+        return checked_quarantine_key(record.tenant_id, record.key)
     return f"{quarantine_prefix(record.tenant_id)}{record.received_at:%Y-%m-%d}/{record.message_id}.json"
+
+
+def checked_quarantine_key(tenant_id: str | None, key: str) -> str:
+    """`key` if it lies under the tenant's quarantine prefix; an operator's key never reaches
+    another tenant's records (the prefix ends in '/', so `acme` never matches `acme-corp`)."""
+    prefix = quarantine_prefix(tenant_id)
+    if not key.startswith(prefix) or len(key) == len(prefix) or "/../" in f"/{key}/":
+        raise QuarantineKeyOutsideTenant(f"{key!r} is not a quarantine key of {tenant_id or 'unattributed'}")
+    return key
+
+
+def quarantine_document(record: QuarantineRecord) -> bytes:
+    return json.dumps(
+        {
+            "tenant": record.tenant_id,
+            "reason": record.reason,
+            "detail": record.detail,
+            "topic": record.topic,
+            "message_id": record.message_id,
+            "received_at": record.received_at.isoformat(),
+            "original_base64": base64.b64encode(record.original).decode(),
+        }
+    ).encode()
+
+
+def record_of_document(key: str, body: bytes) -> QuarantineRecord:
+    doc = json.loads(body)
+    return QuarantineRecord(
+        tenant_id=doc["tenant"],
+        reason=doc["reason"],
+        detail=doc["detail"],
+        topic=doc["topic"],
+        message_id=doc["message_id"],
+        received_at=datetime.fromisoformat(doc["received_at"]),
+        original=base64.b64decode(doc["original_base64"]),
+        key=key,
+    )
 
 
 class S3RawArchive:
@@ -39,17 +81,11 @@ class S3Quarantine:
 
     def put(self, record: QuarantineRecord) -> str:
         key = quarantine_key(record)
-        document = {
-            "tenant": record.tenant_id,
-            "reason": record.reason,
-            "detail": record.detail,
-            "topic": record.topic,
-            "message_id": record.message_id,
-            "received_at": record.received_at.isoformat(),
-            "original_base64": base64.b64encode(record.original).decode(),
-        }
         self._s3.put_object(
-            Bucket=self._bucket, Key=key, Body=json.dumps(document).encode(), ContentType="application/json"
+            Bucket=self._bucket,
+            Key=key,
+            Body=quarantine_document(dataclasses.replace(record, key=key)),
+            ContentType="application/json",
         )
         return key
 
@@ -57,14 +93,29 @@ class S3Quarantine:
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self._bucket, Prefix=quarantine_prefix(tenant_id)):
             for obj in page.get("Contents", []):
-                body = self._s3.get_object(Bucket=self._bucket, Key=obj["Key"])["Body"].read()
-                doc = json.loads(body)
-                yield QuarantineRecord(
-                    tenant_id=doc["tenant"],
-                    reason=doc["reason"],
-                    detail=doc["detail"],
-                    topic=doc["topic"],
-                    message_id=doc["message_id"],
-                    received_at=datetime.fromisoformat(doc["received_at"]),
-                    original=base64.b64decode(doc["original_base64"]),
-                )
+                record = self.get(tenant_id, obj["Key"])
+                if record is not None:  # removed between the listing and the read
+                    yield record
+
+    def get(self, tenant_id: str | None, key: str) -> QuarantineRecord | None:
+        key = checked_quarantine_key(tenant_id, key)
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        return record_of_document(key, body)
+
+    def remove(self, tenant_id: str | None, key: str) -> None:
+        self._s3.delete_object(Bucket=self._bucket, Key=checked_quarantine_key(tenant_id, key))
+
+    def tenants(self) -> tuple[str | None, ...]:
+        # The quarantine bucket holds quarantine objects only, so every `tenants/<t>/` prefix in
+        # it is a tenant with records.
+        paginator = self._s3.get_paginator("list_objects_v2")
+        named = sorted(
+            common["Prefix"].split("/")[1]
+            for page in paginator.paginate(Bucket=self._bucket, Prefix="tenants/", Delimiter="/")
+            for common in page.get("CommonPrefixes", [])
+        )
+        unattributed = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=UNATTRIBUTED_PREFIX, MaxKeys=1)
+        return (*named, None) if unattributed.get("KeyCount", 0) else tuple(named)

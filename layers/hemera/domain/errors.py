@@ -51,6 +51,19 @@ class UnknownMeter(RejectedMessage):
     reason = "unknown_meter"
 
 
+# --- quarantine operations ---------------------------------------------------------------------
+class QuarantineKeyOutsideTenant(HemeraError, ValueError):
+    """A quarantine key that is not under the named tenant's prefix: keys never cross tenants."""
+
+    reason = "quarantine_key_outside_tenant"
+
+
+class QuarantineNotReplayable(HemeraError):
+    """An unattributed record (no valid device topic): there is no identity to replay it under."""
+
+    reason = "quarantine_not_replayable"
+
+
 # --- access ------------------------------------------------------------------------------------
 class InvalidTenantId(HemeraError, ValueError):
     """An id that cannot be embedded in keys, prefixes and topics (a ValueError for validators)."""

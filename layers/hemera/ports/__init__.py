@@ -59,6 +59,12 @@ class RawArchive(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class QuarantineRecord:
+    """A rejected message: its machine-readable reason, the detail and the original bytes.
+
+    `tenant_id` is None for an unattributed message (no valid device topic). `key` is where the
+    quarantine keeps the record: None for a new record, set on records read back.
+    """
+
     tenant_id: str | None
     reason: str
     detail: str
@@ -66,11 +72,27 @@ class QuarantineRecord:
     message_id: str
     received_at: datetime
     original: bytes
+    key: str | None = None
 
 
 class Quarantine(Protocol):
+    """Per-tenant store of rejected messages. Every key-taking method refuses a key outside the
+    tenant's prefix with `QuarantineKeyOutsideTenant` (None = the unattributed area)."""
+
     def put(self, record: QuarantineRecord) -> str:
-        """Store the record; returns where it went (object key)."""
+        """Store the record (overwriting it when `record.key` is set); returns its key."""
         ...
 
-    def list(self, tenant_id: str | None) -> Iterable[QuarantineRecord]: ...
+    def list(self, tenant_id: str | None) -> Iterable[QuarantineRecord]:
+        """The tenant's records, each with its key, in key order (day, then message id)."""
+        ...
+
+    def get(self, tenant_id: str | None, key: str) -> QuarantineRecord | None: ...
+
+    def remove(self, tenant_id: str | None, key: str) -> None:
+        """Delete the record; removing a key that is already gone is not an error."""
+        ...
+
+    def tenants(self) -> Iterable[str | None]:
+        """Tenants that have records (None for the unattributed area), sorted, None last."""
+        ...
