@@ -31,7 +31,14 @@ from hemera.services.onboarding import register_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
 from hemera.wiring import ingest_ports, portal_ports
 from hemera_local.bridge import Handler, LambdaContext, RulesBridge, cold_start, load_handler
-from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port, wait_for_port
+from hemera_local.broker import (
+    BRIDGE_IDENTITY,
+    Mosquitto,
+    acl_text,
+    free_port,
+    port_in_use,
+    wait_for_port,
+)
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
 from hemera_local.scheduler import LocalScheduler
@@ -47,6 +54,10 @@ _LOCAL_ENV = {
 }
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "hemera-local", "AWS_SECRET_ACCESS_KEY": "hemera-local"}
+
+
+class LocalCloudError(RuntimeError):
+    pass
 
 
 @dataclass
@@ -105,6 +116,14 @@ class LocalCloud:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> LocalCloud:
+        """Start every part; if one fails, stop those already running and re-raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalCloud:
         cfg = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._saved_environ = dict(os.environ)
@@ -161,12 +180,16 @@ class LocalCloud:
             self._api = None
         if self._scheduler:
             self._scheduler.stop()
+            self._scheduler = None
         if self._bridge:
             self._bridge.stop()
+            self._bridge = None
         if self._broker:
             self._broker.stop()
+            self._broker = None
         if self._moto:
             self._moto.stop()
+            self._moto = None
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         if self._saved_environ is not None:
             # The in-process functions' settings pointed at this cloud; leave the process as found.
@@ -229,6 +252,9 @@ class LocalCloud:
 
     def _start_api(self) -> None:
         port = self.config.api_port or free_port()
+        if port_in_use(port):
+            # Otherwise the health check would talk to whatever already listens there.
+            raise LocalCloudError(f"port {port} is in use (another demo?); stop it or pass --api-port 0")
         chalice = Path(sys.executable).with_name("chalice")
         argv = [
             str(chalice),

@@ -111,3 +111,20 @@ def test_sim_runs_a_fleet_with_its_own_cloud_and_one_agent_per_rtu(tmp_path):
     # at 20,000x the meters caught up within seconds: at least a full day each reached the store
     assert min(stored.values()) >= 96, stored
     assert "agent config" in sim.stdout and not (tmp_path / "local.json").exists()
+
+
+def test_a_busy_api_port_is_a_clear_error_and_leaves_nothing_running(tmp_path):
+    import socket
+
+    from hemera_local.cloud import LocalCloud, LocalCloudConfig, LocalCloudError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cloud = LocalCloud(LocalCloudConfig(state_dir=tmp_path, api_port=port))
+        with pytest.raises(LocalCloudError, match=f"port {port} is in use"):
+            cloud.start()
+    assert not (tmp_path / "local.json").exists()
+    # the broker it had started is gone again
+    assert subprocess.run(["pgrep", "-f", str(tmp_path / "broker")], capture_output=True).returncode == 1
