@@ -6,12 +6,21 @@ with the file, the path inside it and the reason.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from hemera.domain.errors import HemeraError
 from hemera.domain.tenancy import validate_id
@@ -46,6 +55,24 @@ class Rtu(BaseModel):
     id: Id
 
 
+def _ratio(value: object) -> Decimal:
+    """A transformer ratio as utilities write it: `400/5` (primary/secondary) or a number."""
+    try:
+        if isinstance(value, str) and "/" in value:
+            primary, secondary = (Decimal(part.strip()) for part in value.split("/", 1))
+            ratio = primary / secondary
+        else:
+            ratio = Decimal(str(value))
+    except (InvalidOperation, ZeroDivisionError) as exc:
+        raise ValueError(f"{value!r} is not a ratio like 400/5 or 80") from exc
+    if not ratio.is_finite() or ratio <= 0:
+        raise ValueError(f"ratio {value!r} must be positive")
+    return ratio
+
+
+Ratio = Annotated[Decimal, BeforeValidator(_ratio)]
+
+
 class MeterDef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,6 +84,15 @@ class MeterDef(BaseModel):
     unit_id: int = Field(default=1, ge=0, le=247)
     # Peak active demand of the simulated/expected load, kW (drives the simulator's profile).
     peak_kw: float = Field(default=250.0, gt=0)
+    # Instrument transformers of a transformer-rated C&I meter: the meter measures the secondary
+    # side, the customer is billed for the primary, so every energy value is multiplied by
+    # ct_ratio x vt_ratio (e.g. CT 400/5 = 80). Direct-connected meters keep 1.
+    ct_ratio: Ratio = Decimal(1)
+    vt_ratio: Ratio = Decimal(1)
+
+    @property
+    def multiplier(self) -> Decimal:
+        return self.ct_ratio * self.vt_ratio
 
 
 class TenantDefinition(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -114,3 +115,20 @@ def test_a_transient_failure_fails_only_its_record(moto_cloud):
     # quarantined, so it counts as handled.
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert [r.reason for r in quarantined(moto_cloud, "sul-energia")] == ["malformed_envelope"]
+
+
+def test_a_transformer_rated_meter_is_stored_on_the_primary_side(moto_cloud):
+    from hemera.domain.registry import Meter
+
+    # Given sul-m-1001 behind a 400/5 CT and a 13.8 kV / 115 V VT (multiplier 80 x 120 = 9,600)
+    registry = ingest_ports(moto_cloud).registry
+    meter = Meter(
+        "sul-energia", "sul-m-1001", "hx300", "modbus", "rtu-poa-01", "metalurgica-sul", Decimal(9600)
+    )
+    registry.put_meter(TenantContext("sul-energia"), meter)
+    envelope = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, [125] * 11)
+    # When its secondary-side readings arrive
+    invoke(as_sqs_record("m1", envelope.to_json(), TOPIC))
+    # Then the store holds primary-side kWh and keeps the meter's own count as the raw value
+    intervals = stored(moto_cloud)
+    assert [(r.value, r.raw_value) for r in intervals] == [(Decimal("1200.000"), 125)] * 11

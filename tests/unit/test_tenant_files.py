@@ -47,3 +47,25 @@ def test_the_broker_acl_scopes_each_rtu_to_its_own_topics():
     acl = acl_text(load_tenant_dir(TENANTS))
     assert "user sul-energia:rtu-poa-01\ntopic readwrite hemera/sul-energia/rtu-poa-01/#" in acl
     assert "topic readwrite hemera/#" not in acl
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"), [("400/5", "80"), ("13800/115", "120"), (1, "1"), ("2.5", "2.5")]
+)
+def test_transformer_ratios_are_read_as_utilities_write_them(written, expected):
+    from decimal import Decimal
+
+    from hemera.tenants import MeterDef
+
+    meter = MeterDef(id="m-1", model="hx300", protocol="modbus", rtu="r", customer="c", ct_ratio=written)
+    assert meter.multiplier == Decimal(expected)
+
+
+@pytest.mark.parametrize("bad", ["400/0", "-5", "abc", "0"])
+def test_a_bad_ratio_is_refused(bad):
+    from pydantic import ValidationError
+
+    from hemera.tenants import MeterDef
+
+    with pytest.raises(ValidationError, match="ratio"):
+        MeterDef(id="m-1", model="hx300", protocol="modbus", rtu="r", customer="c", vt_ratio=bad)

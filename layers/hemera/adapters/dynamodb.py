@@ -90,6 +90,7 @@ class MeterRecord(Model):
     protocol = UnicodeAttribute()
     device = UnicodeAttribute()
     customer = UnicodeAttribute()
+    multiplier = UnicodeAttribute(default="1")  # a decimal string: exact
 
 
 class TenantRecord(Model):
@@ -271,6 +272,7 @@ class DynamoRegistry:
             protocol=meter.protocol,
             device=meter.device_id,
             customer=meter.customer_id,
+            multiplier=str(meter.multiplier),
         ).save()
 
     def get_meter(self, ctx: TenantContext, meter_id: str) -> Meter | None:
@@ -279,7 +281,13 @@ class DynamoRegistry:
         except self._meter.DoesNotExist:
             return None
         return Meter(
-            record.tenant, record.meter, record.model, record.protocol, record.device, record.customer
+            record.tenant,
+            record.meter,
+            record.model,
+            record.protocol,
+            record.device,
+            record.customer,
+            Decimal(record.multiplier),
         )
 
 

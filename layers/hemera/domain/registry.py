@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 
@@ -26,3 +27,5 @@ class Meter:
     protocol: str
     device_id: str
     customer_id: str
+    # CT ratio x VT ratio: the factor from what the meter counts to what the customer uses.
+    multiplier: Decimal = Decimal(1)

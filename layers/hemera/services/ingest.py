@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from hemera.domain.dlms.model import PROFILE_GENERIC_CLASS, decode_load_profile_buffer, load_dlms_model
 from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol, parse_envelope
@@ -137,6 +138,14 @@ def _decode_dlms(envelope: Envelope) -> list[IntervalReading]:
     return readings
 
 
+def primary_side(readings: list[IntervalReading], multiplier: Decimal) -> list[IntervalReading]:
+    """Scale secondary-side values by the meter's CT x VT ratio; `raw_value` stays what the
+    meter counted, so the reading keeps its provenance."""
+    if multiplier == 1:
+        return readings
+    return [replace(r, value=r.value * multiplier) for r in readings]
+
+
 def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
     """Validate, attribute, translate, archive and store one device message."""
     try:
@@ -157,7 +166,7 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
         raise UnknownMeterModel(
             f"meter {meter.id} is registered as {meter.model}, envelope says {envelope.model}"
         )
-    readings = decode_envelope(envelope)
+    readings = primary_side(decode_envelope(envelope), meter.multiplier)
     # The device's own bytes, named by (device, seq): a redelivery overwrites the same object with
     # the same bytes.
     archive_key = ports.archive.put(

@@ -14,6 +14,15 @@ def register_tenant(registry: Registry, definition: TenantDefinition) -> int:
     ctx = TenantContext(definition.id)
     for meter in definition.meters:
         registry.put_meter(
-            ctx, Meter(definition.id, meter.id, meter.model, meter.protocol, meter.rtu, meter.customer)
+            ctx,
+            Meter(
+                definition.id,
+                meter.id,
+                meter.model,
+                meter.protocol,
+                meter.rtu,
+                meter.customer,
+                meter.multiplier,
+            ),
         )
     return len(definition.meters)
