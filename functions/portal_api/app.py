@@ -99,16 +99,29 @@ def health() -> Response:
     return json_response({"status": "ok"})
 
 
+# Bounds of a query: the API adds a day to `from` and works in UTC, which must not overflow.
+_IN_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC))
+
+
 def parse_instant(value: str, zone: ZoneInfo, name: str) -> datetime:
     """A query bound: a date (local midnight of the tenant) or an ISO-8601 time with offset."""
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone)
-        instant = datetime.fromisoformat(value)
+            instant = datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone)
+        else:
+            instant = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise InvalidQuery(f"{name}={value!r} is neither a date nor an ISO-8601 time") from exc
+        # An unencoded "+11:00" reaches us as " 11:00": say so rather than just "invalid".
+        hint = " (encode a + offset as %2B)" if " " in value else ""
+        raise InvalidQuery(f"{name}={value!r} is neither a date nor an ISO-8601 time{hint}") from exc
     if instant.tzinfo is None:
         raise InvalidQuery(f"{name}={value!r} needs a UTC offset, e.g. 2026-11-20T00:00:00-03:00")
+    try:
+        in_range = _IN_RANGE[0] <= instant.astimezone(UTC) <= _IN_RANGE[1]
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise InvalidQuery(f"{name}={value!r} is outside the years 1970-9998")
     return instant
 
 

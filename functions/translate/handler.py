@@ -56,6 +56,8 @@ def _quarantine(record: SQSRecord, message: DeviceMessage | None, error: Rejecte
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    # Every log line of this record carries its own ids, never the previous record's.
+    logger.append_keys(tenant=None, correlation_id=record.message_id)
     message: DeviceMessage | None = None
     try:
         message = unwrap_rule_message(

@@ -93,6 +93,9 @@ def test_a_missing_or_unknown_key_is_unauthorized(api, key):
         {"from": "2026-11-20", "to": "2026-11-19"},
         {"from": "2026-11-20", "channel": "volts"},
         {"from": "2026-01-01", "to": "2026-03-01"},
+        {"from": "9999-12-31"},
+        {"from": "0001-01-01T00:00:00+11:00"},
+        {"from": "2026-11-20T00:00:00 11:00"},
     ],
 )
 def test_bad_queries_are_400_with_a_reason(api, query):

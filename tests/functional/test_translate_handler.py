@@ -132,3 +132,12 @@ def test_a_transformer_rated_meter_is_stored_on_the_primary_side(moto_cloud):
     # Then the store holds primary-side kWh and keeps the meter's own count as the raw value
     intervals = stored(moto_cloud)
     assert [(r.value, r.raw_value) for r in intervals] == [(Decimal("1200.000"), 125)] * 11
+
+
+def test_a_log_line_never_carries_the_previous_records_tenant(moto_cloud, capsys):
+    good = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:3]).to_json()
+    garbage = {**as_sqs_record("m2", b"x", TOPIC), "body": "not a rule message"}
+    invoke(as_sqs_record("m1", good, TOPIC), garbage)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"level"')]
+    (quarantined,) = [line for line in lines if line["message"] == "message quarantined"]
+    assert quarantined["correlation_id"] == "m2" and "tenant" not in quarantined

@@ -79,3 +79,8 @@ def test_arbitrary_bytes_raise_only_malformed_envelope(payload):
 def test_arbitrary_json_raises_only_malformed_envelope(document):
     with pytest.raises(MalformedEnvelope):
         parse_envelope(json.dumps(document))
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash():
+    with pytest.raises(MalformedEnvelope, match="nested too deeply"):
+        parse_envelope(b"[" * 50_000)

@@ -226,3 +226,5 @@ def parse_envelope(document: dict[str, Any] | bytes | str) -> Envelope:
         raise MalformedEnvelope(f"{where}: {first['msg']}") from exc
     except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
         raise MalformedEnvelope(f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # e.g. 50 KB of "[": poison, not a transient fault
+        raise MalformedEnvelope("JSON nested too deeply") from exc
