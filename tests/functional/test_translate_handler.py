@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -56,17 +57,39 @@ def test_redelivery_has_no_further_effect(moto_cloud):
 def test_the_raw_envelope_is_archived_under_the_tenant(moto_cloud):
     from hemera import aws
 
+    # Given envelope 42, delivered twice, and a different envelope 42 after the RTU lost its outbox
     body = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:11], seq=42).to_json()
-    invoke(as_sqs_record("m1", body, TOPIC))
-    s3 = aws.client(moto_cloud.aws, "s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=moto_cloud.raw_bucket)["Contents"]]
-    assert (
-        len(keys) == 1
-        and keys[0].startswith("tenants/sul-energia/raw/")
-        and keys[0].endswith("/000000000042.json")
+    again = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[11:22], seq=42).to_json()
+    invoke(
+        as_sqs_record("m1", body, TOPIC), as_sqs_record("m2", body, TOPIC), as_sqs_record("m3", again, TOPIC)
     )
-    archived = s3.get_object(Bucket=moto_cloud.raw_bucket, Key=keys[0])["Body"].read()
-    assert json.loads(archived)["seq"] == 42
+    # Then both versions are archived byte for byte under the tenant, once each
+    s3 = aws.client(moto_cloud.aws, "s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=moto_cloud.raw_bucket)["Contents"])
+    assert len(keys) == 2
+    assert all(k.startswith("tenants/sul-energia/raw/") and "/rtu-poa-01/000000000042-" in k for k in keys)
+    archived = {s3.get_object(Bucket=moto_cloud.raw_bucket, Key=k)["Body"].read() for k in keys}
+    assert archived == {body, again}
+
+
+def test_a_day_sent_at_another_interval_length_is_quarantined_not_misplaced(moto_cloud):
+    from hemera.domain.readings import Channel as Ch
+    from hemera.domain.readings import IntervalReading, Unit
+
+    # Given a day stored at 15 minutes, then 30-minute data for the same meter-day
+    invoke(
+        as_sqs_record(
+            "m1", hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:4]).to_json(), TOPIC
+        )
+    )
+    store = ingest_ports(moto_cloud).store
+    thirty = IntervalReading("sul-m-1001", Ch.ACTIVE_IMPORT, DAY, 30, Decimal("1"), Unit.KWH)
+    # When it is merged, it is refused with a reason instead of landing in 15-minute slots
+    from hemera.domain.errors import MalformedFrame
+
+    with pytest.raises(MalformedFrame, match="30-minute intervals"):
+        store.merge_intervals(TenantContext("sul-energia"), [thirty])
+    assert [r.value for r in stored(moto_cloud)][:4] == [Decimal(w) / 1000 for w in WH[:4]]
 
 
 @pytest.mark.parametrize(
@@ -134,10 +157,20 @@ def test_a_transformer_rated_meter_is_stored_on_the_primary_side(moto_cloud):
     assert [(r.value, r.raw_value) for r in intervals] == [(Decimal("1200.000"), 125)] * 11
 
 
-def test_a_log_line_never_carries_the_previous_records_tenant(moto_cloud, capsys):
+def test_a_log_line_never_carries_the_previous_records_tenant(moto_cloud):
+    import io
+
+    from hemera.observability import logger
+
     good = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:3]).to_json()
     garbage = {**as_sqs_record("m2", b"x", TOPIC), "body": "not a rule message"}
-    invoke(as_sqs_record("m1", good, TOPIC), garbage)
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"level"')]
+    stream, handler = io.StringIO(), logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(stream)
+    try:
+        invoke(as_sqs_record("m1", good, TOPIC), garbage)
+    finally:
+        handler.setStream(previous)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (quarantined,) = [line for line in lines if line["message"] == "message quarantined"]
     assert quarantined["correlation_id"] == "m2" and "tenant" not in quarantined

@@ -19,6 +19,7 @@ from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
 from hemera.config import AwsTarget
+from hemera.domain.errors import MalformedFrame
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.series import (
@@ -173,6 +174,7 @@ class DynamoReadingStore:
         for attempt in range(_MERGE_ATTEMPTS):
             try:
                 item = self._series.get(pk, sk, consistent_read=True)
+                _same_length(item.interval_minutes, minutes, meter_id, day)
                 existing = from_columns(_columns(item), minutes)
             except self._series.DoesNotExist:
                 item = self._series(
@@ -223,6 +225,14 @@ class DynamoReadingStore:
                 if start <= reading.start < end:
                     readings.append(reading)
         return readings
+
+
+def _same_length(stored: float, incoming: int, meter_id: str, day: date) -> None:
+    """A day item keeps one interval length: slots of another length would land in wrong places."""
+    if int(stored) != incoming:
+        raise MalformedFrame(
+            f"meter {meter_id} sent {incoming}-minute intervals for {day}, stored at {int(stored)} minutes"
+        )
 
 
 def _columns(item: SeriesDayRecord) -> SeriesColumns:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 
 from hemera.adapters.s3 import checked_quarantine_key, quarantine_key, quarantine_prefix
+from hemera.domain.errors import MalformedFrame
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.series import Slot, group_by_series, merge_slots, reading_of
@@ -28,6 +29,11 @@ class MemoryReadingStore:
         written = new = changed = unchanged = 0
         for (meter_id, channel, day), group in group_by_series(readings).items():
             key = (ctx.meter_pk(meter_id), series_sk(channel.value, day))
+            if key in self._minutes and self._minutes[key] != group[0].length_minutes:
+                raise MalformedFrame(
+                    f"meter {meter_id} sent {group[0].length_minutes}-minute intervals for {day}, "
+                    f"stored at {self._minutes[key]} minutes"
+                )
             merged = merge_slots(self.items.get(key, {}), group)
             unchanged += merged.unchanged
             if merged.modified:

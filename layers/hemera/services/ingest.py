@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -167,10 +168,14 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
             f"meter {meter.id} is registered as {meter.model}, envelope says {envelope.model}"
         )
     readings = primary_side(decode_envelope(envelope), meter.multiplier)
-    # The device's own bytes, named by (device, seq): a redelivery overwrites the same object with
-    # the same bytes.
+    # The device's own bytes, named by (device, seq) and a digest of the bytes: a redelivery
+    # overwrites the same object with the same bytes, while an RTU whose sequence restarted (a
+    # reimaged outbox) can never overwrite an earlier envelope with different bytes.
+    digest = hashlib.sha256(message.payload).hexdigest()[:16]
     archive_key = ports.archive.put(
-        ctx, f"{envelope.collected_at:%Y/%m/%d}/{device_id}/{envelope.seq:012d}.json", message.payload
+        ctx,
+        f"{envelope.collected_at:%Y/%m/%d}/{device_id}/{envelope.seq:012d}-{digest}.json",
+        message.payload,
     )
     stats = ports.store.merge_intervals(ctx, readings)
     return IngestOutcome(
