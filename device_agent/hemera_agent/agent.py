@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
 
@@ -194,6 +194,14 @@ def split_window(
     )
     starts = window.interval_starts
     return ProfileWindow(head, starts[:records]), ProfileWindow(tail, starts[records:])
+
+
+def _last_start(frame: DlmsFrame, period: timedelta, now: datetime) -> datetime:
+    """Start of the last interval a range read could hold: its end capture time minus a period,
+    on the period grid (capture times close their intervals)."""
+    end = frame.selector.to if frame.selector else now
+    seconds = int(period.total_seconds())
+    return datetime.fromtimestamp((int(end.timestamp()) // seconds) * seconds, tz=UTC) - period
 
 
 class Agent:
@@ -400,16 +408,34 @@ class Agent:
                 )
             except DlmsReadError as exc:
                 raise MeterReadError(f"meter {meter.id}: {exc}") from exc
+        garbage: list[str] = []
         for frame in frames:
             report.windows += 1
             try:
                 starts = sorted({r.start for r in decode_load_profile_buffer(model, meter.id, frame.raw())})
             except MalformedFrame as exc:
-                raise MeterAnsweredGarbage(f"meter {meter.id}: load profile does not decode: {exc}") from exc
+                # Ship the frame anyway (the cloud quarantines it with the reason and the bytes)
+                # and move past its range: a row the meter will always answer the same way must
+                # not stop this meter's data for good.
+                garbage.append(str(exc))
+                self._store_frames(
+                    meter,
+                    model.model,
+                    Protocol.DLMS,
+                    [frame],
+                    [_last_start(frame, period, now)],
+                    report,
+                    move_cursor=True,
+                )
+                continue
             if starts:
                 self._store_frames(
                     meter, model.model, Protocol.DLMS, [frame], starts, report, move_cursor=True
                 )
+        if garbage:
+            raise MeterAnsweredGarbage(
+                f"meter {meter.id}: load profile does not decode: {'; '.join(garbage)}"
+            )
 
     # --- registers, instantaneous values, events: on a schedule --------------------------------------
     def _schedule_key(self, kind: FrameKind, meter_id: str) -> str:

@@ -134,3 +134,51 @@ def test_a_dlms_meter_needs_a_password():
                 "meters": [{"id": "m", "model": "hd500", "protocol": "dlms"}],
             }
         )
+
+
+def test_a_day_that_does_not_decode_is_shipped_and_skipped_not_read_forever(tmp_path, monkeypatch):
+    # Given a meter whose first day holds an undecodable row and whose second day is fine
+    from hemera.domain.envelope import DlmsRange, FrameKind
+    from hemera_agent import agent as agent_module
+    from tests.dlms_builders import LOAD_PROFILE_OBIS, hd500_buffer
+
+    day1, day2 = HISTORY, HISTORY + timedelta(days=1)
+    bad = hd500_buffer(day1 + timedelta(minutes=15), [(100, 0, 0, 0)] * 4)[:-3]  # cut inside a row
+    good = hd500_buffer(day2 + timedelta(minutes=15), [(200, 0, 0, 0)] * 4)
+    frames = [
+        DlmsFrame(
+            kind=FrameKind.LOAD_PROFILE,
+            obis=LOAD_PROFILE_OBIS,
+            class_id=7,
+            attribute=2,
+            data=data.hex(),
+            selector=DlmsRange(from_=start, to=start + timedelta(days=1) - timedelta(seconds=1)),
+        )
+        for data, start in ((bad, day1), (good, day2))
+    ]
+    asked: list[datetime] = []
+
+    last_capture = {frames[0].data: day1 + timedelta(hours=1), frames[1].data: day2 + timedelta(hours=1)}
+
+    async def meter_answers(host, port, password, since, until, **kwargs):
+        asked.append(since)
+        return [f for f in frames if last_capture[f.data] >= since]  # rows captured at/after since
+
+    monkeypatch.setattr(agent_module, "read_load_profile", meter_answers)
+    clock = Frozen(day2 + timedelta(hours=2))
+    publisher = InMemoryPublisher()
+    agent = Agent(config(tmp_path, 4059), publisher, clock=clock)
+    try:
+        # When it polls twice
+        first = asyncio.run(agent.poll_once())
+        second = asyncio.run(agent.poll_once())
+    finally:
+        agent.close()
+    # Then both days were shipped (the cloud quarantines the bad one with its bytes), the good
+    # day's four intervals with them, the meter was reported once, and the next poll moved on
+    telemetry = [parse_envelope(p) for t, p in publisher.messages if t.endswith("/up/telemetry")]
+    assert [e.frames[0].data for e in telemetry] == [bad.hex(), good.hex()]
+    assert first.failed_meters == ["sul-m-1003"] and second.failed_meters == []
+    assert asked[1] > day2 + timedelta(hours=1)  # after the good day's last capture, not day 1 again
+    events = [json.loads(p) for t, p in publisher.messages if t.endswith("/up/events")]
+    assert [e["type"] for e in events][:1] == ["meter_garbage"]
