@@ -36,6 +36,8 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # Failed records become visible again after this many seconds (Lambda uses the queue's visibility
 # timeout; the local cloud retries sooner so a demo or test does not wait two minutes).
 LOCAL_RETRY_DELAY_S = 1
+# SendMessage attempts before a message is left unacknowledged for the broker to deliver again.
+SEND_ATTEMPTS = 4
 
 
 def apply_rule(rule: TopicRule, topic: str, payload: bytes) -> str:
@@ -118,6 +120,7 @@ class BridgeStats:
     records_failed: int = 0
     invocation_errors: int = 0
     resubscriptions: int = 0
+    send_failures: int = 0
 
 
 class QueuePoller:
@@ -127,9 +130,9 @@ class QueuePoller:
         self, target: AwsTarget, rule: TopicRule, queue_url: str, handler: Handler, stats: BridgeStats
     ) -> None:
         self._sqs = aws.client(target, "sqs")
-        self._rule = rule
+        self.rule = rule
         self._url = queue_url
-        self._handler = handler
+        self.handler = handler
         self._stats = stats
         self._region = target.region
         self._arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
@@ -138,7 +141,7 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch and invoke the handler; returns the number of messages received."""
-        queue = self._rule.queue
+        queue = self.rule.queue
         received = self._sqs.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=queue.batch_size,
@@ -151,7 +154,7 @@ class QueuePoller:
         event = sqs_event(received, self._arn, self._region)
         self._stats.invocations += 1
         try:
-            response = self._handler(event, LambdaContext(self._rule.function.name))
+            response = self.handler(event, LambdaContext(self.rule.function.name))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:
             self._stats.invocation_errors += 1
@@ -219,6 +222,12 @@ class RulesBridge:
             enable_metrics_collection=False,
         )
 
+    def replace_handler(self, rule_name: str, handler: Handler) -> Handler:
+        """Put another function behind a rule (fault injection); returns the one it replaced."""
+        poller = next(p for p in self._pollers if p.rule.name == rule_name)
+        previous, poller.handler = poller.handler, handler
+        return previous
+
     def _subscribe(self) -> Future[Any]:
         future: Future[Any] = self._client.subscribe(
             mqtt5.SubscribePacket(
@@ -230,27 +239,49 @@ class RulesBridge:
         )
         return future
 
-    def _on_connection_success(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
-        first = not self._connected.done()
-        if first:
+    def _on_connection_success(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+        if not self._connected.done():
             self._connected.set_result(None)
-        elif not (data.connack_packet and data.connack_packet.session_present):
-            # The broker lost our session (mosquitto 2.0 does not restore MQTT5 sessions after
-            # its own restart): without subscribing again the bridge would hear nothing.
-            self._subscribe()
+            return
+        # Subscribe again on every reconnection: mosquitto 2.0 may or may not have kept the
+        # session over its own restart, and subscribing to the same filters twice is harmless.
+        self._subscribe().add_done_callback(self._resubscribed)
+
+    def _resubscribed(self, future: Future[Any]) -> None:
+        if future.exception() is None and all(code.value < 0x80 for code in future.result().reason_codes):
             self.stats.resubscriptions += 1
 
     def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
         payload = bytes(packet.payload or b"")
-        for rule in self._rules:
-            if topic_matches(rule.topic_filter, packet.topic):
-                # Sent before the callback returns, so the broker's PUBACK follows SQS's acceptance.
-                self._sqs.send_message(
-                    QueueUrl=self._queue_urls[rule.queue.local_name],
-                    MessageBody=apply_rule(rule, packet.topic, payload),
-                )
-                self.stats.forwarded += 1
+        # Acknowledge to the broker only once SQS holds the message: unacknowledged, the broker
+        # delivers it again when the bridge reconnects, instead of it being lost here.
+        control = (
+            data.acquire_publish_acknowledgement_control()
+            if data.acquire_publish_acknowledgement_control
+            else None
+        )
+        try:
+            for rule in self._rules:
+                if topic_matches(rule.topic_filter, packet.topic):
+                    self._send(rule, apply_rule(rule, packet.topic, payload))
+                    self.stats.forwarded += 1
+        except Exception:
+            self.stats.send_failures += 1
+            return
+        if control is not None:
+            self._client.invoke_publish_acknowledgement(control)
+
+    def _send(self, rule: TopicRule, body: str) -> None:
+        """SQS SendMessage with a few quick retries (the moto server restarting, a busy moment)."""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                self._sqs.send_message(QueueUrl=self._queue_urls[rule.queue.local_name], MessageBody=body)
+                return
+            except Exception:
+                if attempt + 1 == SEND_ATTEMPTS:
+                    raise
+                time.sleep(0.1 * 2**attempt)
 
     def start(self, timeout_s: float = 10.0) -> None:
         self._client.start()

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from hemera.services.access import issue_api_key
 from hemera.services.onboarding import register_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
 from hemera.wiring import ingest_ports, portal_ports
-from hemera_local.bridge import Handler, LambdaContext, RulesBridge, cold_start, load_handler
+from hemera_local.bridge import LambdaContext, RulesBridge, cold_start, load_handler
 from hemera_local.broker import (
     BRIDGE_IDENTITY,
     Mosquitto,
@@ -94,11 +93,8 @@ class LocalCloudConfig:
 
 
 class LocalCloud:
-    def __init__(self, config: LocalCloudConfig, handlers: Mapping[str, Handler] | None = None) -> None:
-        """`handlers` replaces the function behind a topic rule (by rule name): fault-injection
-        tests wrap the real handler; everything else uses the functions' own code."""
+    def __init__(self, config: LocalCloudConfig) -> None:
         self.config = config
-        self._handlers = dict(handlers or {})
         self._saved_environ: dict[str, str] | None = None
         self.state_dir = config.state_dir
         self.pki = LocalPki(config.state_dir / "pki")
@@ -161,7 +157,6 @@ class LocalCloud:
             self.mqtt_port,
             self.pki.client(BRIDGE_IDENTITY),
             BRIDGE_IDENTITY,
-            handlers=self._handlers,
         )
         self._bridge.start()
         self._scheduler = LocalScheduler(SCHEDULES, self._invoke_schedule, speed=cfg.speed)

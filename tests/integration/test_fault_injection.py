@@ -18,9 +18,7 @@ from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.wiring import ingest_ports
 from hemera_local.bridge import load_handler
-from hemera_local.cloud import LocalCloud, LocalCloudConfig
 from tests.builders import hx300_envelope
-from tests.conftest import TENANTS_DIR
 from tests.integration.conftest import eventually, run
 from tests.integration.test_bad_input_and_isolation import broker, publish_all
 
@@ -90,15 +88,18 @@ def checksum(rows: list[tuple[str, datetime, Decimal]]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def test_retries_duplicates_and_a_broker_restart_leave_exactly_the_sent_data(tmp_path):
+def test_retries_duplicates_and_a_broker_restart_leave_exactly_the_sent_data(local_cloud):
     faulty = FaultyTranslate()
-    config = LocalCloudConfig(state_dir=tmp_path, tenants_dir=TENANTS_DIR, with_api=False)
+    cloud = local_cloud
+    quarantine = ingest_ports(cloud.settings).quarantine
+    quarantined_before = {r.key for t in ("sul-energia", "coastal-power") for r in quarantine.list(t)}
     expected = [
         (meter, FIRST + timedelta(minutes=15 * i), Decimal(wh(meter, i)) / 1000)
         for _, _, meter in METERS
         for i in range(DAYS * 96)
     ]
-    with LocalCloud(config, handlers={TELEMETRY_RULE.name: faulty}) as cloud:
+    real = cloud.bridge.replace_handler(TELEMETRY_RULE.name, faulty)
+    try:
         # Given 80 envelopes, every 20th published twice (5 %)
         messages = envelopes()
         plan = [m for i, m in enumerate(messages) for _ in range(2 if i % 20 == 0 else 1)]
@@ -167,8 +168,11 @@ def test_retries_duplicates_and_a_broker_restart_leave_exactly_the_sent_data(tmp
         quarantined = [
             r
             for t in ("sul-energia", "coastal-power")
-            for r in ingest_ports(cloud.settings).quarantine.list(t)
+            for r in quarantine.list(t)
+            if r.key not in quarantined_before
         ]
+    finally:
+        cloud.bridge.replace_handler(TELEMETRY_RULE.name, real)
 
     # Then the store holds exactly what was sent, once
     assert len(rows) == len(expected) == 4 * DAYS * 96
