@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 from moto.server import ThreadedMotoServer
@@ -68,6 +68,9 @@ class LocalCloudState:
     api_url: str | None
     ca_file: str
     children: dict[str, int] = field(default_factory=dict)
+    # pid -> the kernel's start time of that process, so `hemera local down` never signals an
+    # unrelated process that reused a recorded pid (a stale local.json after a reboot).
+    started: dict[str, int] = field(default_factory=dict)
 
     def write(self, state_dir: Path) -> None:
         (state_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -105,6 +108,7 @@ class LocalCloud:
         self._scheduler: LocalScheduler | None = None
         self._api: subprocess.Popen[bytes] | None = None
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._open_files: list[IO[Any]] = []  # children's logs and the function log, closed at stop
         self.target: AwsTarget | None = None
         self.settings: RuntimeSettings | None = None
         self.mqtt_port = 0
@@ -186,6 +190,14 @@ class LocalCloud:
             self._moto.stop()
             self._moto = None
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+        if sys.stdout in self._open_files:
+            sys.stdout = sys.__stdout__
+        handler = function_logger.registered_handler
+        if isinstance(handler, logging.StreamHandler) and handler.stream in self._open_files:
+            handler.setStream(sys.__stdout__)
+        for handle in self._open_files:
+            handle.close()
+        self._open_files.clear()
         if self._saved_environ is not None:
             # The in-process functions' settings pointed at this cloud; leave the process as found.
             os.environ.clear()
@@ -234,6 +246,7 @@ class LocalCloud:
         """Start a child process (simulator, agent) that `stop()` and `hemera local down` end."""
         (self.state_dir / "logs").mkdir(exist_ok=True)
         log = (self.state_dir / "logs" / (log_name or f"{name}.log")).open("ab")
+        self._open_files.append(log)
         child = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=self.child_env(), cwd=REPO_ROOT
         )
@@ -264,6 +277,7 @@ class LocalCloud:
         ]
         (self.state_dir / "logs").mkdir(exist_ok=True)
         log = (self.state_dir / "logs" / "portal-api.log").open("ab")
+        self._open_files.append(log)
         self._api = subprocess.Popen(
             argv,
             cwd=REPO_ROOT / "functions" / PORTAL_API_DIR,
@@ -282,6 +296,7 @@ class LocalCloud:
         handler = function_logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
+        self._open_files.append(stream)
         sys.stdout = stream
 
     def _invoke_schedule(self, schedule: ScheduleDef, event: dict[str, Any]) -> None:
@@ -302,6 +317,11 @@ class LocalCloud:
             api_url=self.api_url,
             ca_file=str(self.pki.ca_cert),
             children=children,
+            started={
+                str(pid): tick
+                for pid in (os.getpid(), *children.values())
+                if (tick := process_start(pid)) is not None
+            },
         ).write(self.state_dir)
 
 
@@ -334,6 +354,9 @@ def stop_recorded(state_dir: Path) -> list[str]:
         return []
     stopped = []
     for name, pid in [("local cloud", state.pid), *state.children.items()]:
+        recorded = state.started.get(str(pid))
+        if recorded is not None and process_start(pid) != recorded:
+            continue  # gone, and the pid now belongs to another process
         try:
             os.kill(pid, signal.SIGTERM)
             stopped.append(f"{name} ({pid})")
@@ -344,6 +367,16 @@ def stop_recorded(state_dir: Path) -> list[str]:
         time.sleep(0.2)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux /proc), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may contain spaces, so count after its ")".
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _alive(pid: int) -> bool:

@@ -128,3 +128,32 @@ def test_a_busy_api_port_is_a_clear_error_and_leaves_nothing_running(tmp_path):
     assert not (tmp_path / "local.json").exists()
     # the broker it had started is gone again
     assert subprocess.run(["pgrep", "-f", str(tmp_path / "broker")], capture_output=True).returncode == 1
+
+
+def test_local_down_leaves_alone_a_process_that_reused_a_recorded_pid(tmp_path):
+    from hemera_local.cloud import LocalCloudState, process_start
+
+    # Given a stale local.json whose pid now belongs to an unrelated process
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        LocalCloudState(
+            pid=bystander.pid,
+            moto_url="http://127.0.0.1:1",
+            mqtt_host="127.0.0.1",
+            mqtt_port=1,
+            api_url=None,
+            ca_file="-",
+            started={str(bystander.pid): process_start(bystander.pid) - 1},
+        ).write(tmp_path)
+        # When `hemera local down` runs
+        down = subprocess.run(
+            [HEMERA, "local", "down", "--state-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        # Then it signals nothing and the bystander still runs
+        assert down.returncode == 0 and bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
