@@ -35,6 +35,7 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
+from hemera.domain.dlms import axdr
 from hemera.domain.dlms.model import DlmsMeterModel, decode_load_profile_buffer, load_dlms_model
 from hemera.domain.envelope import (
     MAX_ENVELOPE_BYTES,
@@ -194,6 +195,21 @@ def split_window(
     )
     starts = window.interval_starts
     return ProfileWindow(head, starts[:records]), ProfileWindow(tail, starts[records:])
+
+
+def _newest_capture(frames: Sequence[ModbusFrame | DlmsFrame]) -> datetime | None:
+    """The newest capture time (meter clock) in event-log buffers: rows start with their clock."""
+    newest: datetime | None = None
+    for frame in frames:
+        if not isinstance(frame, DlmsFrame):
+            continue
+        try:
+            rows = axdr.decode(frame.raw())
+            times = [axdr.decode_datetime(row[0]) for row in rows if isinstance(row, tuple) and row]
+        except (MalformedFrame, TypeError):
+            continue  # shipped as read; the cloud decides what to make of it
+        newest = max([*times, *([newest] if newest else [])], default=newest)
+    return newest
 
 
 def _last_start(frame: DlmsFrame, period: timedelta, now: datetime) -> datetime:
@@ -524,8 +540,11 @@ class Agent:
         due = [kind for kind in SCHEDULED_KINDS if self._due(kind, meter.id, now)]
         if not due:
             return
-        last_events = self.buffer.schedule_mark(self._schedule_key(FrameKind.EVENTS, meter.id))
-        since = last_events if last_events is not None and last_events <= now else now - self.config.backfill
+        # Event logs are filtered by the meter's own capture times, so the next read starts after
+        # the newest entry already read (meter clock), not at the RTU's clock: a meter running
+        # behind the RTU would otherwise hide the entries of that lag (power-down, tamper).
+        since_key = f"events-since:{meter.id}"
+        since = self.buffer.schedule_mark(since_key) or now - self.config.backfill
         read = await self._read_dlms_objects(meter, due, since)
         model = self._dlms_models[meter.id].model
         for kind in due:
@@ -533,6 +552,11 @@ class Agent:
             if kind is FrameKind.EVENTS:
                 frames = [f for f in frames if f.raw() != _EMPTY_ARRAY]
             self._store_readout(meter, model, Protocol.DLMS, kind, frames, report, now)
+            newest = _newest_capture(frames) if kind is FrameKind.EVENTS else None
+            if newest is not None:
+                # After the envelope is safe in the outbox: a crash in between re-reads (and
+                # re-sends) those entries, it never skips one.
+                self.buffer.set_schedule_mark(since_key, newest + timedelta(seconds=1))
 
     def state_cursor(self, meter_id: str) -> datetime | None:
         return self.buffer.cursors().get(meter_id)

@@ -182,3 +182,23 @@ def test_a_day_that_does_not_decode_is_shipped_and_skipped_not_read_forever(tmp_
     assert asked[1] > day2 + timedelta(hours=1)  # after the good day's last capture, not day 1 again
     events = [json.loads(p) for t, p in publisher.messages if t.endswith("/up/events")]
     assert [e["type"] for e in events][:1] == ["meter_garbage"]
+
+
+def test_the_next_event_read_starts_after_the_newest_entry_on_the_meters_clock():
+    from hemera.domain.dlms.axdr import Tag, array, encode, encode_datetime, structure
+    from hemera.domain.envelope import FrameKind
+    from hemera_agent.agent import _newest_capture
+
+    def log(*times: datetime) -> DlmsFrame:
+        rows = [
+            structure([encode(Tag.OCTET_STRING, encode_datetime(t)), encode(Tag.UNSIGNED, 1)]) for t in times
+        ]
+        return DlmsFrame(
+            kind=FrameKind.EVENTS, obis="0.0.99.98.0.255", class_id=7, attribute=2, data=array(rows).hex()
+        )
+
+    # A meter 10 minutes behind the RTU logged a power-down at its 10:05 and a tamper at its 10:07
+    standard = log(HISTORY + timedelta(hours=10, minutes=5))
+    fraud = log(HISTORY + timedelta(hours=10, minutes=7))
+    assert _newest_capture([standard, fraud]) == HISTORY + timedelta(hours=10, minutes=7)
+    assert _newest_capture([log()]) is None
