@@ -174,3 +174,79 @@ def test_a_log_line_never_carries_the_previous_records_tenant(moto_cloud):
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (quarantined,) = [line for line in lines if line["message"] == "message quarantined"]
     assert quarantined["correlation_id"] == "m2" and "tenant" not in quarantined
+
+
+def canonical_envelope(meter: str, frames: list[dict], seq: int = 1) -> bytes:
+    return json.dumps(
+        {
+            "schema": "hemera.envelope/1",
+            "tenant": "sul-energia",
+            "device": "rtu-poa-01",
+            "meter": meter,
+            "model": "acme-connector",
+            "protocol": "canonical",
+            "seq": seq,
+            "collected_at": "2026-11-20T12:00:00Z",
+            "frames": frames,
+        }
+    ).encode()
+
+
+def test_a_third_party_connectors_canonical_intervals_are_stored(moto_cloud):
+    from hemera.domain.registry import Meter
+
+    # Given a meter read by a third-party connector that already speaks canonical JSON
+    registry = ingest_ports(moto_cloud).registry
+    registry.put_meter(
+        TenantContext("sul-energia"),
+        Meter("sul-energia", "sul-x-1", "acme-connector", "canonical", "rtu-poa-01", "c"),
+    )
+    frame = {
+        "kind": "load_profile",
+        "channel": "active_import",
+        "unit": "kWh",
+        "interval_minutes": 15,
+        "intervals": [
+            {"start": "2026-11-20T00:00:00-03:00", "value": "12.5"},
+            {"start": "2026-11-20T00:15:00-03:00", "value": "13.25", "quality": "E"},
+        ],
+    }
+    # When it arrives
+    assert invoke(as_sqs_record("c1", canonical_envelope("sul-x-1", [frame]), TOPIC)) == {
+        "batchItemFailures": []
+    }
+    # Then the intervals are stored as sent (UTC starts, exact values, the connector's quality flag)
+    got = stored(moto_cloud, meter="sul-x-1")
+    assert [(r.start.isoformat(), r.value, r.quality_flag) for r in got] == [
+        ("2026-11-20T03:00:00+00:00", Decimal("12.5"), "A"),
+        ("2026-11-20T03:15:00+00:00", Decimal("13.25"), "E"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"unit": "kvarh"}, "malformed_frame"),
+        ({"intervals": [{"start": "2026-11-20T00:07:00-03:00", "value": "1"}]}, "malformed_frame"),
+        ({"intervals": [{"start": "2026-11-20T00:00:00", "value": "1"}]}, "malformed_envelope"),
+        ({"intervals": [{"start": "2026-11-20T00:00:00Z", "value": "NaN"}]}, "malformed_envelope"),
+    ],
+)
+def test_bad_canonical_intervals_are_quarantined_with_a_reason(moto_cloud, change, reason):
+    from hemera.domain.registry import Meter
+
+    registry = ingest_ports(moto_cloud).registry
+    registry.put_meter(
+        TenantContext("sul-energia"),
+        Meter("sul-energia", "sul-x-1", "acme-connector", "canonical", "rtu-poa-01", "c"),
+    )
+    frame = {
+        "kind": "load_profile",
+        "channel": "active_import",
+        "unit": "kWh",
+        "interval_minutes": 15,
+        "intervals": [{"start": "2026-11-20T00:00:00-03:00", "value": "1"}],
+        **change,
+    }
+    invoke(as_sqs_record("c1", canonical_envelope("sul-x-1", [frame]), TOPIC))
+    assert [r.reason for r in quarantined(moto_cloud, "sul-energia")] == [reason]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -44,6 +45,7 @@ from pydantic import (
 
 from hemera.domain.dlms.obis import Obis
 from hemera.domain.errors import MalformedEnvelope
+from hemera.domain.readings import Channel, Unit
 from hemera.domain.tenancy import validate_id
 
 SCHEMA_V1 = "hemera.envelope/1"
@@ -146,15 +148,40 @@ class DlmsFrame(BaseModel):
         return bytes.fromhex(self.data)
 
 
+class CanonicalInterval(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: AwareDatetime
+    value: Annotated[Decimal, Field(allow_inf_nan=False)]
+    quality: Literal["A", "E", "F", "S", "V", "N"] = "A"  # AEMO MDFF flag as the connector sends it
+
+
+class CanonicalFrame(BaseModel):
+    """Intervals already in canonical form, from a third-party connector (`protocol: canonical`):
+    the cloud validates and stores them; nothing is decoded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal[FrameKind.LOAD_PROFILE]
+    channel: Channel
+    unit: Unit
+    interval_minutes: Literal[5, 15, 30, 60]
+    intervals: list[CanonicalInterval] = Field(min_length=1, max_length=2880)
+
+
 def _frame_type(value: Any) -> str:
     if isinstance(value, dict):
-        return "dlms" if "obis" in value else "modbus"
+        return "canonical" if "intervals" in value else "dlms" if "obis" in value else "modbus"
+    if isinstance(value, CanonicalFrame):
+        return "canonical"
     return "dlms" if isinstance(value, DlmsFrame) else "modbus"
 
 
-_FRAME_TAGS = frozenset({"modbus", "dlms"})
+_FRAME_TAGS = frozenset({"modbus", "dlms", "canonical"})
 Frame = Annotated[
-    Annotated[ModbusFrame, Tag("modbus")] | Annotated[DlmsFrame, Tag("dlms")],
+    Annotated[ModbusFrame, Tag("modbus")]
+    | Annotated[DlmsFrame, Tag("dlms")]
+    | Annotated[CanonicalFrame, Tag("canonical")],
     Discriminator(_frame_type),
 ]
 
@@ -174,9 +201,11 @@ class Envelope(BaseModel):
 
     @model_validator(mode="after")
     def _frames_match_protocol(self) -> Envelope:
-        # The protocol decides how frames are read; canonical envelopes are not translated yet.
-        wanted = {Protocol.MODBUS: ModbusFrame, Protocol.DLMS: DlmsFrame}.get(self.protocol)
-        if wanted is not None and not all(isinstance(f, wanted) for f in self.frames):
+        # The protocol decides how frames are read.
+        wanted = {Protocol.MODBUS: ModbusFrame, Protocol.DLMS: DlmsFrame, Protocol.CANONICAL: CanonicalFrame}[
+            self.protocol
+        ]
+        if not all(isinstance(f, wanted) for f in self.frames):
             raise ValueError(f"a {self.protocol} envelope carries {self.protocol} frames only")
         return self
 
@@ -193,7 +222,7 @@ def build_envelope(
     protocol: Protocol,
     seq: int,
     collected_at: datetime,
-    frames: Sequence[ModbusFrame | DlmsFrame],
+    frames: Sequence[ModbusFrame | DlmsFrame | CanonicalFrame],
 ) -> Envelope:
     return Envelope.model_validate(
         {

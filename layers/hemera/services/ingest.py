@@ -12,11 +12,19 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hemera.domain.dlms.model import PROFILE_GENERIC_CLASS, decode_load_profile_buffer, load_dlms_model
-from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol, parse_envelope
+from hemera.domain.envelope import (
+    CanonicalFrame,
+    DlmsFrame,
+    Envelope,
+    FrameKind,
+    ModbusFrame,
+    Protocol,
+    parse_envelope,
+)
 from hemera.domain.errors import (
     MalformedEnvelope,
     MalformedFrame,
@@ -27,7 +35,7 @@ from hemera.domain.errors import (
     UnsupportedProtocol,
 )
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
-from hemera.domain.readings import IntervalReading
+from hemera.domain.readings import CHANNEL_UNITS, IntervalReading
 from hemera.domain.tenancy import TenantContext, parse_device_topic
 from hemera.ports import MergeStats, Quarantine, QuarantineRecord, RawArchive, ReadingStore, Registry
 
@@ -103,6 +111,8 @@ def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     (frames of the `ARCHIVED_ONLY` kinds are skipped)."""
     if envelope.protocol is Protocol.DLMS:
         return _decode_dlms(envelope)
+    if envelope.protocol is Protocol.CANONICAL:
+        return _canonical(envelope)
     if envelope.protocol is not Protocol.MODBUS:
         raise UnsupportedProtocol(f"protocol {envelope.protocol} is not translated yet")
     model = load_model(envelope.model)
@@ -117,6 +127,35 @@ def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
         except ValueError as exc:
             raise MalformedFrame(str(exc)) from exc
         readings.extend(decode_load_profile_window(model, envelope.meter, registers))
+    return readings
+
+
+def _canonical(envelope: Envelope) -> list[IntervalReading]:
+    """A connector's canonical intervals, checked like any other: unit of the channel, aligned
+    UTC starts, allowed lengths."""
+    readings: list[IntervalReading] = []
+    for frame in envelope.frames:
+        if not isinstance(frame, CanonicalFrame):
+            raise MalformedFrame("a canonical envelope carries canonical frames only")
+        if frame.unit is not CHANNEL_UNITS[frame.channel]:
+            raise MalformedFrame(
+                f"{frame.channel} is in {CHANNEL_UNITS[frame.channel]}, the frame says {frame.unit}"
+            )
+        for interval in frame.intervals:
+            try:
+                readings.append(
+                    IntervalReading(
+                        meter_id=envelope.meter,
+                        channel=frame.channel,
+                        start=interval.start.astimezone(UTC),
+                        length_minutes=frame.interval_minutes,
+                        value=interval.value,
+                        unit=frame.unit,
+                        quality_flag=interval.quality,
+                    )
+                )
+            except ValueError as exc:
+                raise MalformedFrame(f"interval {interval.start.isoformat()}: {exc}") from exc
     return readings
 
 
