@@ -134,6 +134,7 @@ class Ingest(Construct):
     def _grant_ingest_access(self, function: lambda_.Function, storage: Storage) -> None:
         for table in INGEST_READ_WRITE_TABLES:
             storage.table(table).grant_read_write_data(function)
+        storage.event_bus.grant_put_events_to(function)
         for definition in INGEST_WRITE_BUCKETS:
             # PutObject only: the archive and the quarantine are append-only for the pipeline.
             bucket = storage.bucket(definition)

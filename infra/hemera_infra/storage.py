@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from hemera.definitions import BUCKETS, RAW_BUCKET, TABLES, BucketDef, TableDef
+from hemera.definitions import BUCKETS, EVENT_BUS, RAW_BUCKET, TABLES, BucketDef, EventBusDef, TableDef
 from hemera_infra.constants import (
     ABORT_INCOMPLETE_UPLOADS,
     DATA_REMOVAL_POLICY,
@@ -26,10 +27,13 @@ class Storage(Construct):
         *,
         tables: Sequence[TableDef] = TABLES,
         buckets: Sequence[BucketDef] = BUCKETS,
+        event_bus: EventBusDef = EVENT_BUS,
     ) -> None:
         super().__init__(scope, construct_id)
         self.tables = {d.construct_id: self._build_table(d) for d in tables}
         self.buckets = {d.construct_id: self._build_bucket(d) for d in buckets}
+        self.event_bus = self._build_event_bus(event_bus)
+        self._event_bus_def = event_bus
         self._table_defs = tuple(tables)
         self._bucket_defs = tuple(buckets)
 
@@ -45,7 +49,12 @@ class Storage(Construct):
         return {
             **{d.env_var: self.table(d).table_name for d in self._table_defs},
             **{d.env_var: self.bucket(d).bucket_name for d in self._bucket_defs},
+            self._event_bus_def.env_var: self.event_bus.event_bus_name,
         }
+
+    def _build_event_bus(self, definition: EventBusDef) -> events.EventBus:
+        # The platform's own bus: VEE, billing and alarms subscribe with rules on it.
+        return events.EventBus(self, definition.construct_id)
 
     def _build_table(self, definition: TableDef) -> dynamodb.Table:
         return dynamodb.Table(

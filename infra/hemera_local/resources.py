@@ -9,7 +9,7 @@ from typing import Any
 
 from hemera import aws
 from hemera.config import AwsTarget, RuntimeSettings
-from hemera.definitions import BUCKETS, QUEUES, TABLES, QueueDef, TableDef
+from hemera.definitions import BUCKETS, EVENT_BUS, QUEUES, TABLES, QueueDef, TableDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +52,16 @@ def _create_queue(sqs: Any, queue: QueueDef) -> QueueUrls:
 
 
 def create_resources(target: AwsTarget) -> dict[str, QueueUrls]:
-    """Create every table, bucket and queue (idempotent); returns queue URLs by queue name."""
+    """Create every table, bucket, event bus and queue (idempotent); returns queue URLs by name."""
     ddb = aws.client(target, "dynamodb")
     for table in TABLES:
         _create_table(ddb, table)
     s3 = aws.client(target, "s3")
     for bucket in BUCKETS:
         s3.create_bucket(Bucket=bucket.local_name)
+    events = aws.client(target, "events")
+    if not any(b["Name"] == EVENT_BUS.local_name for b in events.list_event_buses()["EventBuses"]):
+        events.create_event_bus(Name=EVENT_BUS.local_name)
     sqs = aws.client(target, "sqs")
     return {q.local_name: _create_queue(sqs, q) for q in QUEUES}
 

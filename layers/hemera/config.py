@@ -11,7 +11,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from hemera.definitions import API_KEYS_TABLE, EXPORTS_BUCKET, QUARANTINE_BUCKET, RAW_BUCKET, READINGS_TABLE
+from hemera.definitions import (
+    API_KEYS_TABLE,
+    EVENT_BUS,
+    EXPORTS_BUCKET,
+    QUARANTINE_BUCKET,
+    RAW_BUCKET,
+    READINGS_TABLE,
+)
 
 
 class AwsMode(StrEnum):
@@ -64,12 +71,20 @@ class RuntimeSettings(BaseModel):
     raw_bucket: str
     quarantine_bucket: str
     exports_bucket: str
+    event_bus: str
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> RuntimeSettings:
         missing = [
             d.env_var
-            for d in (READINGS_TABLE, API_KEYS_TABLE, RAW_BUCKET, QUARANTINE_BUCKET, EXPORTS_BUCKET)
+            for d in (
+                READINGS_TABLE,
+                API_KEYS_TABLE,
+                RAW_BUCKET,
+                QUARANTINE_BUCKET,
+                EXPORTS_BUCKET,
+                EVENT_BUS,
+            )
             if not env.get(d.env_var)
         ]
         if missing:
@@ -81,6 +96,7 @@ class RuntimeSettings(BaseModel):
             raw_bucket=env[RAW_BUCKET.env_var],
             quarantine_bucket=env[QUARANTINE_BUCKET.env_var],
             exports_bucket=env[EXPORTS_BUCKET.env_var],
+            event_bus=env[EVENT_BUS.env_var],
         )
 
     @classmethod
@@ -93,6 +109,7 @@ class RuntimeSettings(BaseModel):
             raw_bucket=RAW_BUCKET.local_name,
             quarantine_bucket=QUARANTINE_BUCKET.local_name,
             exports_bucket=EXPORTS_BUCKET.local_name,
+            event_bus=EVENT_BUS.local_name,
         )
 
     def environ(self) -> dict[str, str]:
@@ -103,4 +120,5 @@ class RuntimeSettings(BaseModel):
             RAW_BUCKET.env_var: self.raw_bucket,
             QUARANTINE_BUCKET.env_var: self.quarantine_bucket,
             EXPORTS_BUCKET.env_var: self.exports_bucket,
+            EVENT_BUS.env_var: self.event_bus,
         }

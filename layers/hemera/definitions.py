@@ -28,6 +28,14 @@ class BucketDef:
 
 
 @dataclass(frozen=True, slots=True)
+class EventBusDef:
+    construct_id: str
+    env_var: str
+    local_name: str
+    source: str  # the `source` of the events the platform puts on it
+
+
+@dataclass(frozen=True, slots=True)
 class QueueDef:
     construct_id: str
     env_var: str
@@ -124,6 +132,10 @@ QUARANTINE_BUCKET = BucketDef("Quarantine", "HEMERA_QUARANTINE_BUCKET", "hemera-
 EXPORTS_BUCKET = BucketDef("Exports", "HEMERA_EXPORTS_BUCKET", "hemera-exports")
 BUCKETS = (RAW_BUCKET, QUARANTINE_BUCKET, EXPORTS_BUCKET)
 
+# Platform events (a meter-day's data changed, …) for VEE, billing and alarms to react to.
+EVENT_BUS = EventBusDef("Events", "HEMERA_EVENT_BUS", "hemera-events", source="hemera.ingest")
+SERIES_CHANGED = "MeterDayChanged"  # detail-type of the event announcing a new data version
+
 # --- ingest ----------------------------------------------------------------------------------
 TELEMETRY_QUEUE = QueueDef(
     construct_id="Telemetry",
@@ -153,4 +165,4 @@ PORTAL_API_DIR = "portal_api"
 PORTAL_API_NAME = "hemera-portal-api"
 
 # Environment variables every function receives: tables and buckets by their definitions.
-RESOURCE_ENV_VARS = tuple(d.env_var for d in (*TABLES, *BUCKETS))
+RESOURCE_ENV_VARS = (*(d.env_var for d in (*TABLES, *BUCKETS)), EVENT_BUS.env_var)

@@ -12,8 +12,10 @@ from hemera.adapters.dynamodb import (
     api_key_model,
     readings_models,
 )
+from hemera.adapters.eventbridge import EventBridgeChangeEvents
 from hemera.adapters.s3 import S3Quarantine, S3RawArchive
 from hemera.config import RuntimeSettings
+from hemera.definitions import EVENT_BUS
 from hemera.services.access import PortalPorts
 from hemera.services.ingest import IngestPorts
 
@@ -34,6 +36,9 @@ def ingest_ports(settings: RuntimeSettings) -> IngestPorts:
         registry=registry,
         archive=S3RawArchive(s3, settings.raw_bucket),
         quarantine=S3Quarantine(s3, settings.quarantine_bucket),
+        events=EventBridgeChangeEvents(
+            aws.client(settings.aws, "events"), settings.event_bus, EVENT_BUS.source
+        ),
     )
 
 

@@ -170,3 +170,29 @@ def test_the_quarantine_names_the_tenants_that_have_records(ports):
     for tenant, mid in (("acme-corp", "c1"), (None, "u1"), ("acme", "a1"), ("acme", "a2")):
         quarantine.put(QuarantineRecord(tenant, "malformed_envelope", "bad", None, mid, when, b"\x00"))
     assert list(quarantine.tenants()) == ["acme", "acme-corp", None]
+
+
+def test_every_change_is_announced_before_it_is_written_and_only_changes(ports):
+    store, *_ = ports
+    ctx = TenantContext("acme")
+    heard: list = []
+    first = store.merge_intervals(ctx, readings(), heard.extend)
+    again = store.merge_intervals(ctx, readings(), heard.extend)
+    corrected = store.merge_intervals(ctx, readings(offset="0.5")[3:4], heard.extend)
+    days = sorted({c.day.isoformat() for c in first.changes})
+    assert days == ["2026-11-20", "2026-11-21"] and [c.version for c in first.changes] == [1, 1]
+    assert again.changes == ()
+    assert [(c.day.isoformat(), c.version) for c in corrected.changes] == [("2026-11-20", 2)]
+    assert heard == [*first.changes, *corrected.changes]
+
+
+def test_a_failed_announcement_writes_nothing(ports):
+    store, *_ = ports
+    ctx = TenantContext("acme")
+
+    def unreachable(changes):
+        raise RuntimeError("event bus unavailable")
+
+    with pytest.raises(RuntimeError):
+        store.merge_intervals(ctx, readings(), unreachable)
+    assert store.load_profile(ctx, "m-1", Channel.ACTIVE_IMPORT, START, START + timedelta(days=2)) == []

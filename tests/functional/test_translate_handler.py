@@ -250,3 +250,47 @@ def test_bad_canonical_intervals_are_quarantined_with_a_reason(moto_cloud, chang
     }
     invoke(as_sqs_record("c1", canonical_envelope("sul-x-1", [frame]), TOPIC))
     assert [r.reason for r in quarantined(moto_cloud, "sul-energia")] == [reason]
+
+
+def test_changed_meter_days_are_announced_on_the_event_bus(moto_cloud):
+    from hemera import aws
+    from hemera.definitions import EVENT_BUS, SERIES_CHANGED
+
+    # Given a rule on the platform bus that sends every change event to a queue
+    events, sqs = aws.client(moto_cloud.aws, "events"), aws.client(moto_cloud.aws, "sqs")
+    queue = sqs.create_queue(QueueName="listener")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="all-changes",
+        EventBusName=moto_cloud.event_bus,
+        EventPattern=json.dumps({"source": [EVENT_BUS.source]}),
+    )
+    events.put_targets(
+        Rule="all-changes", EventBusName=moto_cloud.event_bus, Targets=[{"Id": "q", "Arn": arn}]
+    )
+
+    def heard():
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        return sorted(
+            (
+                e["detail"]["channel"],
+                e["detail"]["day"],
+                e["detail"]["version"],
+                e["detail-type"],
+                e["detail"]["tenant"],
+            )
+            for e in (json.loads(m["Body"]) for m in got)
+        )
+
+    # When a day arrives, arrives again, then one channel is corrected
+    body = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH[:4]).to_json()
+    invoke(as_sqs_record("m1", body, TOPIC))
+    first = heard()
+    invoke(as_sqs_record("m1", body, TOPIC))
+    second = heard()
+    # Then each of the four channels' days is announced once at version 1, a redelivery announces nothing
+    assert first == sorted(
+        (c, "2026-11-20", 1, SERIES_CHANGED, "sul-energia")
+        for c in ("active_import", "active_export", "reactive_import", "reactive_export")
+    )
+    assert second == []

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from hemera.definitions import (
     BUCKETS,
+    EVENT_BUS,
     EXPORTS_BUCKET,
     QUARANTINE_BUCKET,
     RAW_BUCKET,
@@ -206,6 +207,7 @@ def test_function_has_layer_and_environment_from_definitions(
         **{t.env_var: {"Ref": logical_id(storage.table(t))} for t in TABLES},
         **{b.env_var: {"Ref": logical_id(storage.bucket(b))} for b in BUCKETS},
         **{q.env_var: {"Ref": logical_id(hemera_stack.ingest.queue(q))} for q in RULE_QUEUES},
+        EVENT_BUS.env_var: {"Ref": logical_id(storage.event_bus)},
         "HEMERA_AWS_MODE": "aws",
         "POWERTOOLS_SERVICE_NAME": rule.function.name,
         "POWERTOOLS_METRICS_NAMESPACE": "Hemera",
@@ -322,3 +324,17 @@ def test_stack_description_lists_the_validated_tenants(template: Template, hemer
     description = template.to_json()["Description"]
     for tenant in hemera_stack.tenants:
         assert tenant.id in description
+
+
+def test_the_translate_function_may_put_events_on_the_platform_bus_only(
+    template: Template, hemera_stack: HemeraStack, logical_id: LogicalId
+) -> None:
+    template.resource_count_is("AWS::Events::EventBus", 1)
+    bus = {"Fn::GetAtt": [logical_id(hemera_stack.storage.event_bus), "Arn"]}
+    statements = [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "events:PutEvents"
+    ]
+    assert statements and all(s["Resource"] == bus for s in statements)

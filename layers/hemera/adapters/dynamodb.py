@@ -31,7 +31,7 @@ from hemera.domain.series import (
     to_columns,
 )
 from hemera.domain.tenancy import META_SK, TenantContext, series_sk
-from hemera.ports import MergeStats
+from hemera.ports import Announce, MergeStats, SeriesChange
 
 # Optimistic locking: a concurrent writer of the same series makes our conditional put fail;
 # we re-read and merge again. Three rounds are plenty for one writer per meter.
@@ -151,20 +151,22 @@ class DynamoReadingStore:
     def __init__(self, models: ReadingsModels) -> None:
         self._series = models.series
 
-    def merge_intervals(self, ctx: TenantContext, readings: Sequence[IntervalReading]) -> MergeStats:
+    def merge_intervals(
+        self, ctx: TenantContext, readings: Sequence[IntervalReading], announce: Announce | None = None
+    ) -> MergeStats:
         totals = MergeStats()
         for (meter_id, channel, day), group in group_by_series(readings).items():
-            stats = self._merge_series(ctx, meter_id, channel, day, group)
-            totals = MergeStats(
-                items_written=totals.items_written + stats.items_written,
-                intervals_new=totals.intervals_new + stats.intervals_new,
-                intervals_changed=totals.intervals_changed + stats.intervals_changed,
-                intervals_unchanged=totals.intervals_unchanged + stats.intervals_unchanged,
-            )
+            totals += self._merge_series(ctx, meter_id, channel, day, group, announce)
         return totals
 
     def _merge_series(
-        self, ctx: TenantContext, meter_id: str, channel: Channel, day: date, group: list[IntervalReading]
+        self,
+        ctx: TenantContext,
+        meter_id: str,
+        channel: Channel,
+        day: date,
+        group: list[IntervalReading],
+        announce: Announce | None,
     ) -> MergeStats:
         pk, sk = ctx.meter_pk(meter_id), series_sk(channel.value, day)
         lengths = {r.length_minutes for r in group}
@@ -196,6 +198,9 @@ class DynamoReadingStore:
             item.source, item.status, item.quality = columns.source, columns.status, columns.quality
             item.meter_flags = columns.meter_flags
             item.updated_at = datetime.now(UTC).isoformat()
+            change = SeriesChange(meter_id, channel, day, int(item.version or 0) + 1)
+            if announce is not None:
+                announce([change])
             try:
                 item.save()
             except PutError as exc:
@@ -205,7 +210,7 @@ class DynamoReadingStore:
                 ):
                     continue
                 raise
-            return MergeStats(1, merged.new, merged.changed, merged.unchanged)
+            return MergeStats(1, merged.new, merged.changed, merged.unchanged, (change,))
         raise RuntimeError("unreachable")
 
     def load_profile(

@@ -16,7 +16,7 @@ from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.series import Slot, group_by_series, merge_slots, reading_of
 from hemera.domain.tenancy import TenantContext, series_sk
-from hemera.ports import MergeStats, QuarantineRecord
+from hemera.ports import Announce, MergeStats, QuarantineRecord, SeriesChange
 
 
 class MemoryReadingStore:
@@ -25,8 +25,10 @@ class MemoryReadingStore:
         self.versions: dict[tuple[str, str], int] = {}
         self._minutes: dict[tuple[str, str], int] = {}
 
-    def merge_intervals(self, ctx: TenantContext, readings: Sequence[IntervalReading]) -> MergeStats:
-        written = new = changed = unchanged = 0
+    def merge_intervals(
+        self, ctx: TenantContext, readings: Sequence[IntervalReading], announce: Announce | None = None
+    ) -> MergeStats:
+        totals = MergeStats()
         for (meter_id, channel, day), group in group_by_series(readings).items():
             key = (ctx.meter_pk(meter_id), series_sk(channel.value, day))
             if key in self._minutes and self._minutes[key] != group[0].length_minutes:
@@ -35,15 +37,17 @@ class MemoryReadingStore:
                     f"stored at {self._minutes[key]} minutes"
                 )
             merged = merge_slots(self.items.get(key, {}), group)
-            unchanged += merged.unchanged
-            if merged.modified:
-                self.items[key] = merged.slots
-                self.versions[key] = self.versions.get(key, 0) + 1
-                self._minutes[key] = group[0].length_minutes
-                written += 1
-                new += merged.new
-                changed += merged.changed
-        return MergeStats(written, new, changed, unchanged)
+            if not merged.modified:
+                totals += MergeStats(intervals_unchanged=merged.unchanged)
+                continue
+            change = SeriesChange(meter_id, channel, day, self.versions.get(key, 0) + 1)
+            if announce is not None:
+                announce([change])
+            self.items[key] = merged.slots
+            self.versions[key] = change.version
+            self._minutes[key] = group[0].length_minutes
+            totals += MergeStats(1, merged.new, merged.changed, merged.unchanged, (change,))
+        return totals
 
     def load_profile(
         self, ctx: TenantContext, meter_id: str, channel: Channel, start: datetime, end: datetime
@@ -134,3 +138,11 @@ class MemoryQuarantine:
         named = sorted({r.tenant_id for r in self.records.values() if r.tenant_id is not None})
         unattributed = any(r.tenant_id is None for r in self.records.values())
         return (*named, None) if unattributed else tuple(named)
+
+
+class MemoryChangeEvents:
+    def __init__(self) -> None:
+        self.announced: list[tuple[str, SeriesChange]] = []
+
+    def announce(self, ctx: TenantContext, changes: Sequence[SeriesChange]) -> None:
+        self.announced.extend((ctx.tenant_id, change) for change in changes)

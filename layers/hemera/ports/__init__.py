@@ -3,14 +3,30 @@ DynamoDB/S3 for AWS and the local cloud, in-memory fakes for tests (`hemera.adap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from hemera.domain.readings import Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.tenancy import TenantContext
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesChange:
+    """A meter-channel-day whose content changed, and the data version it changed to."""
+
+    meter_id: str
+    channel: Channel
+    day: date
+    version: int
+
+
+# Called with the changes about to be written, *before* they are: a failure stops the write (the
+# message is retried), so no change is ever stored unannounced; a write that then fails leaves a
+# harmless "may have changed" announcement (listeners re-read the day).
+Announce = Callable[[Sequence[SeriesChange]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +37,24 @@ class MergeStats:
     intervals_new: int = 0
     intervals_changed: int = 0
     intervals_unchanged: int = 0
+    changes: tuple[SeriesChange, ...] = ()
+
+    def __add__(self, other: MergeStats) -> MergeStats:
+        return MergeStats(
+            self.items_written + other.items_written,
+            self.intervals_new + other.intervals_new,
+            self.intervals_changed + other.intervals_changed,
+            self.intervals_unchanged + other.intervals_unchanged,
+            self.changes + other.changes,
+        )
 
 
 class ReadingStore(Protocol):
-    def merge_intervals(self, ctx: TenantContext, readings: Sequence[IntervalReading]) -> MergeStats:
-        """Idempotently merge readings into their meter-channel-day items."""
+    def merge_intervals(
+        self, ctx: TenantContext, readings: Sequence[IntervalReading], announce: Announce | None = None
+    ) -> MergeStats:
+        """Idempotently merge readings into their meter-channel-day items; `announce` hears of
+        every day whose content is about to change."""
         ...
 
     def load_profile(
@@ -95,4 +124,10 @@ class Quarantine(Protocol):
 
     def tenants(self) -> Iterable[str | None]:
         """Tenants that have records (None for the unattributed area), sorted, None last."""
+        ...
+
+
+class ChangeEvents(Protocol):
+    def announce(self, ctx: TenantContext, changes: Sequence[SeriesChange]) -> None:
+        """Tell listeners (VEE, billing) that these meter-days have new data versions."""
         ...

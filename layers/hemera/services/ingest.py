@@ -37,7 +37,15 @@ from hemera.domain.errors import (
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import CHANNEL_UNITS, IntervalReading
 from hemera.domain.tenancy import TenantContext, parse_device_topic
-from hemera.ports import MergeStats, Quarantine, QuarantineRecord, RawArchive, ReadingStore, Registry
+from hemera.ports import (
+    ChangeEvents,
+    MergeStats,
+    Quarantine,
+    QuarantineRecord,
+    RawArchive,
+    ReadingStore,
+    Registry,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,7 @@ class IngestPorts:
     registry: Registry
     archive: RawArchive
     quarantine: Quarantine
+    events: ChangeEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +225,8 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
         f"{envelope.collected_at:%Y/%m/%d}/{device_id}/{envelope.seq:012d}-{digest}.json",
         message.payload,
     )
-    stats = ports.store.merge_intervals(ctx, readings)
+    # A changed meter-day is announced (EventBridge) so VEE and billing re-run for it.
+    stats = ports.store.merge_intervals(ctx, readings, lambda changes: ports.events.announce(ctx, changes))
     return IngestOutcome(
         tenant_id,
         device_id,

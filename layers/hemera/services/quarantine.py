@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
-from hemera.adapters.memory import MemoryRawArchive, MemoryReadingStore
+from hemera.adapters.memory import MemoryChangeEvents, MemoryRawArchive, MemoryReadingStore
 from hemera.domain.errors import QuarantineNotReplayable, RejectedMessage
 from hemera.ports import QuarantineRecord
 from hemera.services.ingest import DeviceMessage, IngestPorts, ingest_message
@@ -85,7 +85,9 @@ def replay(
         # Look every key up first: a key of another tenant refuses the whole command.
         records = [(key, quarantine.get(tenant_id, key)) for key in keys]
     target = (
-        dataclasses.replace(ports, store=MemoryReadingStore(), archive=MemoryRawArchive())
+        dataclasses.replace(
+            ports, store=MemoryReadingStore(), archive=MemoryRawArchive(), events=MemoryChangeEvents()
+        )
         if dry_run
         else ports
     )
