@@ -192,25 +192,30 @@ def canonical_envelope(meter: str, frames: list[dict], seq: int = 1) -> bytes:
     ).encode()
 
 
-def test_a_third_party_connectors_canonical_intervals_are_stored(moto_cloud):
+@pytest.fixture
+def connector_meter(moto_cloud):
+    """sul-x-1, a meter read by a third-party connector that already speaks canonical JSON."""
     from hemera.domain.registry import Meter
 
-    # Given a meter read by a third-party connector that already speaks canonical JSON
-    registry = ingest_ports(moto_cloud).registry
-    registry.put_meter(
+    ingest_ports(moto_cloud).registry.put_meter(
         TenantContext("sul-energia"),
         Meter("sul-energia", "sul-x-1", "acme-connector", "canonical", "rtu-poa-01", "c"),
     )
-    frame = {
-        "kind": "load_profile",
-        "channel": "active_import",
-        "unit": "kWh",
-        "interval_minutes": 15,
-        "intervals": [
+    return "sul-x-1"
+
+
+def canonical_frame(intervals: list[dict], change: dict | None = None) -> dict:
+    frame = {"kind": "load_profile", "channel": "active_import", "unit": "kWh", "interval_minutes": 15}
+    return {**frame, "intervals": intervals, **(change or {})}
+
+
+def test_a_third_party_connectors_canonical_intervals_are_stored(moto_cloud, connector_meter):
+    frame = canonical_frame(
+        [
             {"start": "2026-11-20T00:00:00-03:00", "value": "12.5"},
             {"start": "2026-11-20T00:15:00-03:00", "value": "13.25", "quality": "E"},
-        ],
-    }
+        ]
+    )
     # When it arrives
     assert invoke(as_sqs_record("c1", canonical_envelope("sul-x-1", [frame]), TOPIC)) == {
         "batchItemFailures": []
@@ -232,22 +237,8 @@ def test_a_third_party_connectors_canonical_intervals_are_stored(moto_cloud):
         ({"intervals": [{"start": "2026-11-20T00:00:00Z", "value": "NaN"}]}, "malformed_envelope"),
     ],
 )
-def test_bad_canonical_intervals_are_quarantined_with_a_reason(moto_cloud, change, reason):
-    from hemera.domain.registry import Meter
-
-    registry = ingest_ports(moto_cloud).registry
-    registry.put_meter(
-        TenantContext("sul-energia"),
-        Meter("sul-energia", "sul-x-1", "acme-connector", "canonical", "rtu-poa-01", "c"),
-    )
-    frame = {
-        "kind": "load_profile",
-        "channel": "active_import",
-        "unit": "kWh",
-        "interval_minutes": 15,
-        "intervals": [{"start": "2026-11-20T00:00:00-03:00", "value": "1"}],
-        **change,
-    }
+def test_bad_canonical_intervals_are_quarantined_with_a_reason(moto_cloud, connector_meter, change, reason):
+    frame = canonical_frame([{"start": "2026-11-20T00:00:00-03:00", "value": "1"}], change)
     invoke(as_sqs_record("c1", canonical_envelope("sul-x-1", [frame]), TOPIC))
     assert [r.reason for r in quarantined(moto_cloud, "sul-energia")] == [reason]
 
