@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
+
+from hemera.domain.errors import MalformedFrame
 
 
 class Channel(StrEnum):
@@ -80,6 +83,15 @@ class IntervalReading:
         minute_of_day = self.start.hour * 60 + self.start.minute
         if self.start.second or self.start.microsecond or minute_of_day % self.length_minutes:
             raise ValueError(f"interval start {self.start.isoformat()} is not aligned to the interval length")
+
+    @classmethod
+    def decoded(cls, where: str, **fields: Any) -> IntervalReading:
+        """A reading built from a device's frame: an invalid one is a `MalformedFrame` naming
+        `where` in the frame it came from (the message is quarantined with that reason)."""
+        try:
+            return cls(**fields)
+        except ValueError as exc:
+            raise MalformedFrame(f"{where}: {exc}") from exc
 
     @property
     def end(self) -> datetime:

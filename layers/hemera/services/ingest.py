@@ -150,21 +150,19 @@ def _canonical(envelope: Envelope) -> list[IntervalReading]:
             raise MalformedFrame(
                 f"{frame.channel} is in {CHANNEL_UNITS[frame.channel]}, the frame says {frame.unit}"
             )
-        for interval in frame.intervals:
-            try:
-                readings.append(
-                    IntervalReading(
-                        meter_id=envelope.meter,
-                        channel=frame.channel,
-                        start=interval.start.astimezone(UTC),
-                        length_minutes=frame.interval_minutes,
-                        value=interval.value,
-                        unit=frame.unit,
-                        quality_flag=interval.quality,
-                    )
-                )
-            except ValueError as exc:
-                raise MalformedFrame(f"interval {interval.start.isoformat()}: {exc}") from exc
+        readings += [
+            IntervalReading.decoded(
+                f"interval {interval.start.isoformat()}",
+                meter_id=envelope.meter,
+                channel=frame.channel,
+                start=interval.start.astimezone(UTC),
+                length_minutes=frame.interval_minutes,
+                value=interval.value,
+                unit=frame.unit,
+                quality_flag=interval.quality,
+            )
+            for interval in frame.intervals
+        ]
     return readings
 
 

@@ -137,19 +137,17 @@ def _reading(
     assert column.channel is not None  # checked by DlmsLoadProfileSpec
     raw = _integer(value, index, column)
     unit, exponent = _TO_CANONICAL[column.unit]
-    try:
-        return IntervalReading(
-            meter_id=meter_id,
-            channel=column.channel,
-            start=start,
-            length_minutes=minutes,
-            value=Decimal(raw).scaleb(column.scaler + exponent),
-            unit=unit,
-            raw_value=raw,
-            meter_flags=flags,
-        )
-    except ValueError as exc:
-        raise MalformedFrame(f"row {index}: {exc}") from exc
+    return IntervalReading.decoded(
+        f"row {index}",
+        meter_id=meter_id,
+        channel=column.channel,
+        start=start,
+        length_minutes=minutes,
+        value=Decimal(raw).scaleb(column.scaler + exponent),
+        unit=unit,
+        raw_value=raw,
+        meter_flags=flags,
+    )
 
 
 @cache

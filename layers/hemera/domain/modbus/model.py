@@ -158,19 +158,17 @@ def _reading(
     unit = CHANNEL_UNITS[spec.channel]
     if spec.unit and Unit(spec.unit) is not unit:
         raise MalformedFrame(f"map gives {spec.unit} for {spec.channel}, canonical unit is {unit}")
-    try:
-        return IntervalReading(
-            meter_id=meter_id,
-            channel=spec.channel,
-            start=start,
-            length_minutes=minutes,
-            value=scaled(raw, spec.scaler),
-            unit=unit,
-            raw_value=int(raw) if isinstance(raw, int) else None,
-            meter_flags=flags,
-        )
-    except ValueError as exc:
-        raise MalformedFrame(f"record at {start.isoformat()}: {exc}") from exc
+    return IntervalReading.decoded(
+        f"record at {start.isoformat()}",
+        meter_id=meter_id,
+        channel=spec.channel,
+        start=start,
+        length_minutes=minutes,
+        value=scaled(raw, spec.scaler),
+        unit=unit,
+        raw_value=int(raw) if isinstance(raw, int) else None,
+        meter_flags=flags,
+    )
 
 
 @cache
