@@ -80,3 +80,18 @@ LOAD_PROFILE_ONLY = {
     "instantaneous_every_seconds": 0,
     "events_every_seconds": 0,
 }
+
+
+def archived_envelopes(target, bucket: str, tenant: str) -> list:
+    """Every envelope in a tenant's raw archive (all its JSON Lines objects), read back through
+    the archive adapter, in object-key order."""
+    from hemera import aws
+    from hemera.adapters.s3 import S3RawArchive
+    from hemera.domain.tenancy import TenantContext
+
+    s3 = aws.client(target, "s3")
+    ctx = TenantContext(tenant)
+    archive = S3RawArchive(s3, bucket)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ctx.s3_prefix("raw"))
+    keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    return [e for key in keys for e in archive.read_batch(ctx, key)]

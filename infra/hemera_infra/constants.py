@@ -22,6 +22,8 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 LAYERS_DIR = REPO_ROOT / "layers"
 LAYER_PACKAGE = "hemera"
 LAYER_REQUIREMENTS = "requirements.txt"
+# The curate function's extra layer: third-party wheels only (pyarrow), no first-party package.
+ANALYTICS_LAYER_DIR = LAYERS_DIR / "analytics-layer"
 TENANTS_DIR = REPO_ROOT / "tenants"
 
 # --- app and construct ids ---------------------------------------------------------------------
@@ -36,6 +38,7 @@ FUNCTIONS_ID = "Functions"
 INGEST_ID = "Ingest"
 SCHEDULES_ID = "Schedules"
 PORTAL_API_ID = "PortalApi"
+ANALYTICS_ID = "Analytics"
 
 # --- Lambda ------------------------------------------------------------------------------------
 # `chalice package` builds for the local interpreter, so every function (and the layer's wheels)
@@ -73,6 +76,15 @@ INGEST_WRITE_BUCKETS = (RAW_BUCKET, QUARANTINE_BUCKET)
 DEVICE_TOPIC_ROOT = "hemera"
 DEVICE_TENANT_ATTRIBUTE = "tenant"
 DEVICE_ID_ATTRIBUTE = "device"
+
+# --- analytics ---------------------------------------------------------------------------------
+# The curate function reads meter-days and writes Parquet under the dataset's prefix only.
+CURATE_READ_TABLES = (READINGS_TABLE,)
+CURATE_TABLE_ACTIONS = ("dynamodb:BatchGetItem",)
+# Glue's Parquet classes: Athena reads the table through the Hive Parquet SerDe.
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
 # --- schedules ---------------------------------------------------------------------------------
 SCHEDULE_RETRY_ATTEMPTS = 2

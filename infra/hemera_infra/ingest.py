@@ -18,7 +18,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from hemera.definitions import TOPIC_RULES, QueueDef, TopicRule
+from hemera.definitions import QUEUE_CONSUMERS, TOPIC_RULES, QueueDef, TopicRule
 from hemera_infra.constants import (
     DEVICE_ID_ATTRIBUTE,
     DEVICE_TENANT_ATTRIBUTE,
@@ -38,6 +38,11 @@ THING_NAME = "${iot:Connection.Thing.ThingName}"
 THING_TENANT = f"${{iot:Connection.Thing.Attributes[{DEVICE_TENANT_ATTRIBUTE}]}}"
 THING_DEVICE = f"${{iot:Connection.Thing.Attributes[{DEVICE_ID_ATTRIBUTE}]}}"
 DEVICE_TOPIC_PREFIX = f"{DEVICE_TOPIC_ROOT}/{THING_TENANT}/{THING_DEVICE}/"
+
+
+def _max_concurrency(queue: QueueDef) -> int:
+    """The event source mapping's maximum concurrency, as declared for the queue's consumer."""
+    return next(c.max_concurrency for c in QUEUE_CONSUMERS if c.queue == queue)
 
 
 class Ingest(Construct):
@@ -127,6 +132,7 @@ class Ingest(Construct):
                 self.queue(definition),
                 batch_size=definition.batch_size,
                 max_batching_window=Duration.seconds(definition.batch_window_s),
+                max_concurrency=_max_concurrency(definition),
                 report_batch_item_failures=True,
             )
         )

@@ -34,21 +34,23 @@ _NOT_SHIPPED = ("__pycache__", "*.pyc", "ruff.toml")
 
 @jsii.implements(ILocalBundling)
 class PipLayerBundler:
-    """Lays out a Python layer (`python/...`) in the asset output folder, without Docker."""
+    """Lays out a Python layer (`python/...`) in the asset output folder, without Docker: the
+    first-party `package` (if any) and the wheels of `requirements`."""
 
-    def __init__(self, source_dir: Path, package: str, requirements: str) -> None:
+    def __init__(self, source_dir: Path, package: str | None, requirements: str) -> None:
         self._source_dir = source_dir
         self._package = package
         self._requirements = requirements
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: object) -> bool:
         site = Path(output_dir) / "python"
-        shutil.copytree(
-            self._source_dir / self._package,
-            site / self._package,
-            ignore=shutil.ignore_patterns(*_NOT_SHIPPED),
-            dirs_exist_ok=True,
-        )
+        if self._package:
+            shutil.copytree(
+                self._source_dir / self._package,
+                site / self._package,
+                ignore=shutil.ignore_patterns(*_NOT_SHIPPED),
+                dirs_exist_ok=True,
+            )
         self._install_requirements(site)
         return True
 

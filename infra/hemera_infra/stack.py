@@ -11,7 +11,9 @@ from constructs import Construct
 
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef, TopicRule
 from hemera.tenants import TenantDefinition
+from hemera_infra.analytics import Analytics
 from hemera_infra.constants import (
+    ANALYTICS_ID,
     FUNCTIONS_DIR,
     FUNCTIONS_ID,
     INGEST_ID,
@@ -53,6 +55,7 @@ class HemeraStack(Stack):
         self.ingest = Ingest(
             self, INGEST_ID, storage=self.storage, functions=self.functions, rules=topic_rules
         )
+        self.analytics = Analytics(self, ANALYTICS_ID, storage=self.storage, functions=self.functions)
         self.schedules = Schedules(self, SCHEDULES_ID, functions=self.functions, schedules=schedules)
         self.portal_api = PortalApi(
             self,
@@ -72,6 +75,12 @@ class HemeraStack(Stack):
             CfnOutput(self, f"{bucket_id}BucketName", value=bucket.bucket_name)
         for queue_id, queue in self.ingest.queues.items():
             CfnOutput(self, f"{queue_id}QueueUrl", value=queue.queue_url)
+        CfnOutput(
+            self,
+            "CuratedIntervalsTable",
+            value=f"{self.analytics.database.ref}.{self.analytics.table.ref}",
+            description="Glue table of the curated interval data (Athena: query its latest-version view)",
+        )
         CfnOutput(
             self,
             "DevicePolicyName",

@@ -74,6 +74,7 @@ class Storage(Construct):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=DATA_REMOVAL_POLICY,
+            time_to_live_attribute=definition.ttl_attribute,
         )
 
     def _build_bucket(self, definition: BucketDef) -> s3.Bucket:

@@ -13,31 +13,45 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import queue
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import boto3
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 from hemera import aws
 from hemera.config import AwsTarget
-from hemera.definitions import FunctionDef, TopicRule
+from hemera.definitions import FunctionDef, QueueConsumer, TopicRule
 from hemera.domain.tenancy import topic_matches
 from hemera_local.pki import CertPaths
+from hemera_local.usage import EMULATED_HEADER
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # Failed records become visible again after this many seconds (Lambda uses the queue's visibility
 # timeout; the local cloud retries sooner so a demo or test does not wait two minutes).
 LOCAL_RETRY_DELAY_S = 1
-# SendMessage attempts before a message is left unacknowledged for the broker to deliver again.
+# SendMessageBatch attempts before a message is left unacknowledged for the broker to deliver again.
 SEND_ATTEMPTS = 4
+# SQS hands out at most 10 messages per ReceiveMessage and takes 10 entries per batch call.
+SQS_RECEIVE_LIMIT = 10
+SQS_BATCH_LIMIT = 10
+SQS_BILLING_CHUNK = 64 * 1024
+# Batches of one queue handled at once locally: the functions share this process's interpreter,
+# so more than two pollers on this 2-core machine only add contention.
+LOCAL_POLLERS = 2
+
+
+def _mark_as_rule_action(request: Any, **_: Any) -> None:
+    request.headers[EMULATED_HEADER] = "iot-rule-action"
 
 
 def apply_rule(rule: TopicRule, topic: str, payload: bytes) -> str:
@@ -121,60 +135,132 @@ class BridgeStats:
     invocation_errors: int = 0
     resubscriptions: int = 0
     send_failures: int = 0
+    # Records handled without failure, per function (several functions share one bridge).
+    records_ok_by_function: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def handled(self, function_name: str, records: int) -> None:
+        with self._lock:
+            self.records_ok_by_function[function_name] = (
+                self.records_ok_by_function.get(function_name, 0) + records
+            )
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+class UsageSink(Protocol):
+    """Where the bridge reports the managed-service usage it stands in for (the bench's meter)."""
+
+    def iot_message(self, payload_bytes: int, topic_bytes: int = 0) -> None: ...
+
+    def rule_triggered(self, actions: int, payload_bytes: int = 0) -> None: ...
+
+    def lambda_invocation(self, duration_s: float, memory_mb: int) -> None: ...
+
+    def record(self, service: str, operation: str, units: Mapping[str, float] | None = None) -> None: ...
 
 
 class QueuePoller:
     """One event source mapping: queue → handler, with partial batch responses."""
 
     def __init__(
-        self, target: AwsTarget, rule: TopicRule, queue_url: str, handler: Handler, stats: BridgeStats
+        self,
+        target: AwsTarget,
+        consumer: QueueConsumer,
+        queue_url: str,
+        handler: Handler,
+        stats: BridgeStats,
+        usage: UsageSink | None = None,
     ) -> None:
         self._sqs = aws.client(target, "sqs")
-        self.rule = rule
+        self.consumer = consumer
         self._url = queue_url
         self.handler = handler
         self._stats = stats
+        self._usage = usage
         self._region = target.region
         self._arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
 
+    def _receive_batch(self) -> list[dict[str, Any]]:
+        """Up to `batch_size` messages: SQS hands out at most 10 a call, so keep receiving until
+        the batch is full or the batching window has passed (as the event source mapping does)."""
+        definition = self.consumer.queue
+        deadline = time.monotonic() + definition.batch_window_s
+        batch: list[dict[str, Any]] = []
+        while len(batch) < definition.batch_size:
+            remaining = deadline - time.monotonic()
+            received = self._sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=min(SQS_RECEIVE_LIMIT, definition.batch_size - len(batch)),
+                WaitTimeSeconds=max(0, min(definition.batch_window_s, int(remaining))) if not batch else 0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            batch += received
+            if not received or remaining <= 0:
+                break
+        return batch
+
     def poll_once(self) -> int:
         """Receive one batch and invoke the handler; returns the number of messages received."""
-        queue = self.rule.queue
-        received = self._sqs.receive_message(
-            QueueUrl=self._url,
-            MaxNumberOfMessages=queue.batch_size,
-            WaitTimeSeconds=queue.batch_window_s,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        received = self._receive_batch()
         if not received:
             return 0
         event = sqs_event(received, self._arn, self._region)
-        self._stats.invocations += 1
+        function = self.consumer.function
+        started = time.perf_counter()
+        invocation_errors = 0
         try:
-            response = self.handler(event, LambdaContext(self.rule.function.name))
+            response = self.handler(event, LambdaContext(function.name, function.memory_mb))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:
-            self._stats.invocation_errors += 1
+            invocation_errors = 1
             failed = {m["MessageId"] for m in received}
+        if self._usage is not None:
+            self._usage.lambda_invocation(time.perf_counter() - started, function.memory_mb)
         done = [m for m in received if m["MessageId"] not in failed]
-        if done:
+        for start in range(0, len(done), SQS_BATCH_LIMIT):
+            chunk = done[start : start + SQS_BATCH_LIMIT]
             self._sqs.delete_message_batch(
                 QueueUrl=self._url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
-        for m in received:
-            if m["MessageId"] in failed:
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._url,
-                    ReceiptHandle=m["ReceiptHandle"],
-                    VisibilityTimeout=LOCAL_RETRY_DELAY_S,
-                )
-        self._stats.records_ok += len(done)
-        self._stats.records_failed += len(failed)
+        retry = [m for m in received if m["MessageId"] in failed]
+        for start in range(0, len(retry), SQS_BATCH_LIMIT):
+            chunk = retry[start : start + SQS_BATCH_LIMIT]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": m["ReceiptHandle"],
+                        "VisibilityTimeout": LOCAL_RETRY_DELAY_S,
+                    }
+                    for i, m in enumerate(chunk)
+                ],
+            )
+        self._stats.handled(function.name, len(done))
+        self._stats.add(
+            invocations=1,
+            invocation_errors=invocation_errors,
+            records_ok=len(done),
+            records_failed=len(failed),
+        )
         return len(received)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A device message on its way to a rule's queue, and the broker acknowledgement it waits for."""
+
+    queue_url: str
+    body: str
+    ack: Callable[[], None]
 
 
 class RulesBridge:
@@ -182,29 +268,39 @@ class RulesBridge:
         self,
         target: AwsTarget,
         rules: Sequence[TopicRule],
+        consumers: Sequence[QueueConsumer],
         queue_urls: dict[str, str],
         broker_port: int,
         credentials: CertPaths,
         client_id: str,
         handlers: dict[str, Handler] | None = None,
+        usage: UsageSink | None = None,
     ) -> None:
         self.stats = BridgeStats()
         self._target = target
         self._rules = rules
-        self._sqs = aws.client(target, "sqs")
+        self._usage = usage
+        # A client of its own, marked so the usage meter leaves these sends to the bridge: IoT
+        # Core bills one SQS SendMessage per rule action, the bridge batches them.
+        self._sqs = boto3.session.Session().client(
+            "sqs", region_name=target.region, endpoint_url=aws.endpoint_url(target, "sqs")
+        )
+        self._sqs.meta.events.register("before-sign.sqs.*", _mark_as_rule_action)
         self._queue_urls = queue_urls
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._pollers = [
-            QueuePoller(
-                target,
-                rule,
-                queue_urls[rule.queue.local_name],
-                (handlers or {}).get(rule.name) or load_handler(rule.function),
-                self.stats,
-            )
-            for rule in rules
-        ]
+        self._outgoing: queue.Queue[_Pending] = queue.Queue()
+        # One poller per unit of the mapping's concurrency; all of a consumer's pollers share one
+        # handler, as the warm instances of one function share its code.
+        self._pollers: list[QueuePoller] = []
+        for consumer in consumers:
+            handler = (handlers or {}).get(consumer.function.name) or load_handler(consumer.function)
+            self._pollers += [
+                QueuePoller(
+                    target, consumer, queue_urls[consumer.queue.local_name], handler, self.stats, usage
+                )
+                for _ in range(min(consumer.max_concurrency, LOCAL_POLLERS))
+            ]
         self._connected: Future[None] = Future()
         self._client = mqtt5_client_builder.mtls_from_path(
             endpoint="127.0.0.1",
@@ -222,10 +318,15 @@ class RulesBridge:
             enable_metrics_collection=False,
         )
 
-    def replace_handler(self, rule_name: str, handler: Handler) -> Handler:
-        """Put another function behind a rule (fault injection); returns the one it replaced."""
-        poller = next(p for p in self._pollers if p.rule.name == rule_name)
-        previous, poller.handler = poller.handler, handler
+    def replace_handler(self, function_name: str, handler: Handler) -> Handler:
+        """Put another handler behind a function's queues (fault injection); returns the one it
+        replaced."""
+        pollers = [p for p in self._pollers if p.consumer.function.name == function_name]
+        if not pollers:
+            raise KeyError(function_name)
+        previous = pollers[0].handler
+        for poller in pollers:
+            poller.handler = handler
         return previous
 
     def _subscribe(self) -> Future[Any]:
@@ -261,27 +362,76 @@ class RulesBridge:
             if data.acquire_publish_acknowledgement_control
             else None
         )
-        try:
-            for rule in self._rules:
-                if topic_matches(rule.topic_filter, packet.topic):
-                    self._send(rule, apply_rule(rule, packet.topic, payload))
-                    self.stats.forwarded += 1
-        except Exception:
-            self.stats.send_failures += 1
-            return
-        if control is not None:
-            self._client.invoke_publish_acknowledgement(control)
+        matching = [rule for rule in self._rules if topic_matches(rule.topic_filter, packet.topic)]
+        if self._usage is not None:
+            self._usage.iot_message(len(payload), len(packet.topic.encode()))
+            self._usage.rule_triggered(len(matching), payload_bytes=len(payload))
+        remaining = [len(matching)]
 
-    def _send(self, rule: TopicRule, body: str) -> None:
-        """SQS SendMessage with a few quick retries (the moto server restarting, a busy moment)."""
+        def acknowledge() -> None:
+            # The last of the message's rule actions to land acknowledges it.
+            remaining[0] -= 1
+            if remaining[0] == 0 and control is not None:
+                self._client.invoke_publish_acknowledgement(control)
+
+        if not matching and control is not None:
+            self._client.invoke_publish_acknowledgement(control)
+        for rule in matching:
+            self._outgoing.put(
+                _Pending(
+                    self._queue_urls[rule.queue.local_name],
+                    apply_rule(rule, packet.topic, payload),
+                    acknowledge,
+                )
+            )
+
+    def _forward(self) -> None:
+        """Send what the rules matched in SendMessageBatch calls (up to 10 a call, per queue).
+
+        IoT Core sends one SendMessage per rule action; batching here only spares the local moto
+        server, and the cost model counts one SQS request per rule action, as AWS bills it."""
+        while not self._stop.is_set():
+            try:
+                first = self._outgoing.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            pending = [first]
+            while len(pending) < SQS_BATCH_LIMIT:
+                try:
+                    pending.append(self._outgoing.get_nowait())
+                except queue.Empty:
+                    break
+            by_queue: dict[str, list[_Pending]] = {}
+            for item in pending:
+                by_queue.setdefault(item.queue_url, []).append(item)
+            for url, items in by_queue.items():
+                self._send(url, items)
+
+    def _send(self, url: str, items: list[_Pending]) -> None:
+        """SendMessageBatch with a few quick retries of what failed (the moto server restarting, a
+        busy moment); what still fails stays unacknowledged for the broker to deliver again."""
         for attempt in range(SEND_ATTEMPTS):
             try:
-                self._sqs.send_message(QueueUrl=self._queue_urls[rule.queue.local_name], MessageBody=body)
-                return
+                response = self._sqs.send_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "MessageBody": item.body} for i, item in enumerate(items)],
+                )
+                sent = {int(entry["Id"]) for entry in response.get("Successful", [])}
             except Exception:
-                if attempt + 1 == SEND_ATTEMPTS:
-                    raise
+                sent = set()
+            for i in sorted(sent):
+                items[i].ack()
+                if self._usage is not None:
+                    # SQS bills a request per 64 KB of it
+                    chunks = -(-len(items[i].body.encode()) // SQS_BILLING_CHUNK)
+                    self._usage.record("sqs", "SendMessage (IoT rule action)", {"sqs_requests": chunks})
+            self.stats.add(forwarded=len(sent))
+            items = [item for i, item in enumerate(items) if i not in sent]
+            if not items:
+                return
+            if attempt + 1 < SEND_ATTEMPTS:
                 time.sleep(0.1 * 2**attempt)
+        self.stats.add(send_failures=len(items))
 
     def start(self, timeout_s: float = 10.0) -> None:
         self._client.start()
@@ -290,9 +440,12 @@ class RulesBridge:
         refused = [code for code in suback.reason_codes if code.value >= 0x80]
         if refused:
             raise RuntimeError(f"the broker refused the bridge's subscriptions: {refused}")
+        forwarder = threading.Thread(target=self._forward, daemon=True, name="rules-bridge-forward")
+        forwarder.start()
+        self._threads.append(forwarder)
         for poller in self._pollers:
             thread = threading.Thread(
-                target=self._run_poller, args=(poller,), daemon=True, name="rules-bridge"
+                target=self._run_poller, args=(poller,), daemon=True, name="rules-bridge-poll"
             )
             thread.start()
             self._threads.append(thread)

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import requests
-from moto.server import ThreadedMotoServer
 
 from hemera.config import AwsMode, AwsTarget, RuntimeSettings
-from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef
+from hemera.definitions import PORTAL_API_DIR, QUEUE_CONSUMERS, SCHEDULES, TOPIC_RULES, ScheduleDef
 from hemera.domain.tenancy import thing_name
 from hemera.observability import logger as function_logger
 from hemera.services.access import issue_api_key
@@ -38,9 +37,11 @@ from hemera_local.broker import (
     port_in_use,
     wait_for_port,
 )
+from hemera_local.moto_server import ProcessMotoServer, ThreadMotoServer
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
 from hemera_local.scheduler import LocalScheduler
+from hemera_local.usage import UsageCounter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_FILE = "local.json"
@@ -93,6 +94,8 @@ class LocalCloudConfig:
     region: str = "us-east-1"
     # Where the in-process functions' logs and metrics go (CloudWatch's part); None = stdout.
     function_log: Path | None = None
+    # moto in a child process (its own core: the benchmark) instead of a thread of this one.
+    moto_in_own_process: bool = False
 
 
 class LocalCloud:
@@ -102,7 +105,9 @@ class LocalCloud:
         self.state_dir = config.state_dir
         self.pki = LocalPki(config.state_dir / "pki")
         self.tenants: dict[str, TenantDefinition] = {}
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: ThreadMotoServer | ProcessMotoServer | None = None
+        # What the managed services the bridge stands in for were used for (IoT Core, Lambda).
+        self.bridge_usage = UsageCounter()
         self._broker: Mosquitto | None = None
         self._bridge: RulesBridge | None = None
         self._scheduler: LocalScheduler | None = None
@@ -134,7 +139,7 @@ class LocalCloud:
         # werkzeug logs every moto request on stderr; keep the console for what matters.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_port = cfg.moto_port or free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto = (ProcessMotoServer if cfg.moto_in_own_process else ThreadMotoServer)(moto_port)
         self._moto.start()
         wait_for_port(moto_port)
         self.target = AwsTarget(
@@ -157,10 +162,12 @@ class LocalCloud:
         self._bridge = RulesBridge(
             self.target,
             TOPIC_RULES,
+            QUEUE_CONSUMERS,
             {name: urls.queue for name, urls in queues.items()},
             self.mqtt_port,
             self.pki.client(BRIDGE_IDENTITY),
             BRIDGE_IDENTITY,
+            usage=self.bridge_usage,
         )
         self._bridge.start()
         self._scheduler = LocalScheduler(SCHEDULES, self._invoke_schedule, speed=cfg.speed)
@@ -226,6 +233,23 @@ class LocalCloud:
     def issue_api_key(self, tenant_id: str, name: str) -> str:
         assert self.settings
         return issue_api_key(portal_ports(self.settings).keys, tenant_id, name)
+
+    def usage(self) -> dict[str, Any]:
+        """AWS usage since the last `reset_usage`: the moto server's count of the calls made to it,
+        plus the bridge's count of what IoT Core and Lambda would have billed."""
+        assert self._moto
+        usage = self._moto.usage()
+        bridge = self.bridge_usage.snapshot()
+        for name, value in bridge.items():
+            if isinstance(value, int | float) and name in usage and usage[name] is not None:
+                usage[name] += value
+        usage["calls"] = {**usage["calls"], **bridge["calls"]}
+        return usage
+
+    def reset_usage(self) -> None:
+        assert self._moto
+        self._moto.reset_usage()
+        self.bridge_usage.reset()
 
     @property
     def bridge(self) -> RulesBridge:

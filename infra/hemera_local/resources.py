@@ -1,4 +1,5 @@
-"""Create the local cloud's tables, buckets and queues from the same definitions as the CDK app."""
+"""Create the local cloud's tables, buckets, queues and event rules from the same definitions as
+the CDK app."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from typing import Any
 
 from hemera import aws
 from hemera.config import AwsTarget, RuntimeSettings
-from hemera.definitions import BUCKETS, EVENT_BUS, QUEUES, TABLES, QueueDef, TableDef
+from hemera.definitions import (
+    BUCKETS,
+    EVENT_BUS,
+    EVENT_RULES,
+    QUEUES,
+    TABLES,
+    EventRuleDef,
+    QueueDef,
+    TableDef,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +61,29 @@ def _create_queue(sqs: Any, queue: QueueDef) -> QueueUrls:
     return QueueUrls(url, dlq_url)
 
 
+def _create_event_rule(events: Any, sqs: Any, rule: EventRuleDef, queue_url: str) -> None:
+    """The rule on the platform bus with its queue as target; moto's EventBridge delivers the
+    matching events to SQS as AWS does (the body is the whole event). PutRule and PutTargets
+    replace what exists, so this is idempotent."""
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name=rule.name,
+        EventBusName=EVENT_BUS.local_name,
+        EventPattern=json.dumps(rule.pattern),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule=rule.name,
+        EventBusName=EVENT_BUS.local_name,
+        Targets=[{"Id": rule.queue.local_name, "Arn": queue_arn}],
+    )
+
+
 def create_resources(target: AwsTarget) -> dict[str, QueueUrls]:
-    """Create every table, bucket, event bus and queue (idempotent); returns queue URLs by name."""
+    """Create every table, bucket, event bus, queue and event rule (idempotent); returns queue URLs
+    by name."""
     ddb = aws.client(target, "dynamodb")
     for table in TABLES:
         _create_table(ddb, table)
@@ -63,7 +94,10 @@ def create_resources(target: AwsTarget) -> dict[str, QueueUrls]:
     if not any(b["Name"] == EVENT_BUS.local_name for b in events.list_event_buses()["EventBuses"]):
         events.create_event_bus(Name=EVENT_BUS.local_name)
     sqs = aws.client(target, "sqs")
-    return {q.local_name: _create_queue(sqs, q) for q in QUEUES}
+    queues = {q.local_name: _create_queue(sqs, q) for q in QUEUES}
+    for rule in EVENT_RULES:
+        _create_event_rule(events, sqs, rule, queues[rule.queue.local_name].queue)
+    return queues
 
 
 def local_settings(target: AwsTarget) -> RuntimeSettings:

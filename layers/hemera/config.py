@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from hemera.definitions import (
     API_KEYS_TABLE,
+    CURATED_BUCKET,
     EVENT_BUS,
     EXPORTS_BUCKET,
     QUARANTINE_BUCKET,
@@ -71,6 +72,7 @@ class RuntimeSettings(BaseModel):
     raw_bucket: str
     quarantine_bucket: str
     exports_bucket: str
+    curated_bucket: str
     event_bus: str
 
     @classmethod
@@ -83,6 +85,7 @@ class RuntimeSettings(BaseModel):
                 RAW_BUCKET,
                 QUARANTINE_BUCKET,
                 EXPORTS_BUCKET,
+                CURATED_BUCKET,
                 EVENT_BUS,
             )
             if not env.get(d.env_var)
@@ -96,6 +99,7 @@ class RuntimeSettings(BaseModel):
             raw_bucket=env[RAW_BUCKET.env_var],
             quarantine_bucket=env[QUARANTINE_BUCKET.env_var],
             exports_bucket=env[EXPORTS_BUCKET.env_var],
+            curated_bucket=env[CURATED_BUCKET.env_var],
             event_bus=env[EVENT_BUS.env_var],
         )
 
@@ -109,6 +113,7 @@ class RuntimeSettings(BaseModel):
             raw_bucket=RAW_BUCKET.local_name,
             quarantine_bucket=QUARANTINE_BUCKET.local_name,
             exports_bucket=EXPORTS_BUCKET.local_name,
+            curated_bucket=CURATED_BUCKET.local_name,
             event_bus=EVENT_BUS.local_name,
         )
 
@@ -120,5 +125,6 @@ class RuntimeSettings(BaseModel):
             RAW_BUCKET.env_var: self.raw_bucket,
             QUARANTINE_BUCKET.env_var: self.quarantine_bucket,
             EXPORTS_BUCKET.env_var: self.exports_bucket,
+            CURATED_BUCKET.env_var: self.curated_bucket,
             EVENT_BUS.env_var: self.event_bus,
         }

@@ -18,6 +18,8 @@ class TableDef:
     local_name: str
     partition_key: str
     sort_key: str | None = None
+    # Items carrying this attribute (epoch seconds) are deleted by DynamoDB after that time.
+    ttl_attribute: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,92 @@ class TopicRule:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueConsumer:
+    """A Lambda event source mapping: a function fed with batches from a queue."""
+
+    queue: QueueDef
+    function: FunctionDef
+    # Lambda runs at most this many batches of the queue at a time (the mapping's maximum
+    # concurrency, 2-1000); the local cloud runs up to `LOCAL_POLLERS` of them.
+    max_concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class EventRuleDef:
+    """An EventBridge rule on the platform bus that forwards matching events to an SQS queue.
+
+    The queue (with its DLQ) buffers the events so that the consuming function reads them in
+    batches, as it does device messages; the body of each SQS message is the whole EventBridge
+    event (`detail-type`, `source`, `detail`, ...).
+    """
+
+    name: str
+    source: str
+    detail_type: str
+    queue: QueueDef
+
+    @property
+    def pattern(self) -> dict[str, list[str]]:
+        return {"source": [self.source], "detail-type": [self.detail_type]}
+
+
+@dataclass(frozen=True, slots=True)
+class GlueColumn:
+    name: str
+    type: str  # the Glue/Hive type name, as Athena reads it
+
+
+@dataclass(frozen=True, slots=True)
+class CuratedDatasetDef:
+    """A curated dataset in S3: Parquet objects under Hive-style partitions, and the Glue table
+    (partition projection, no crawler) plus the "latest version" view Athena reads them through.
+
+    Partition values live in the object keys only (`tenant=<t>/date=<YYYY-MM-DD>/`), never as
+    columns inside the files, as Hive partitioning expects.
+    """
+
+    database: str
+    table: str
+    latest_view: str
+    prefix: str  # object key prefix in the bucket, ending in '/'
+    columns: tuple[GlueColumn, ...]
+    partition_keys: tuple[GlueColumn, ...]
+    # Rows that describe the same thing in several versions: the view keeps the newest of each.
+    row_identity: tuple[str, ...]
+    # Which of a row's versions is the newest: sorted by these columns, descending.
+    newest_first: tuple[str, ...]
+    # The first day partition projection enumerates (`projection.date.range` is this,NOW).
+    first_day: str = "2020-01-01"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def latest_select(self, source: str) -> str:
+        """The newest version of every row of `source` (a table, or any relation with the
+        table's columns and partition keys): what a reader of the dataset should query."""
+        names = ", ".join(f'"{c.name}"' for c in (*self.partition_keys, *self.columns))
+        # The partition keys join the window's PARTITION BY (they follow from the row identity:
+        # the date is the UTC day of the interval) so that an engine can push a tenant/date
+        # filter on the view down to the partitions it reads.
+        window = ", ".join(
+            f'"{n}"' for n in dict.fromkeys((*(k.name for k in self.partition_keys), *self.row_identity))
+        )
+        newest = ", ".join(f'"{n}" DESC' for n in self.newest_first)
+        return (
+            f"SELECT {names} FROM ("
+            f"SELECT *, row_number() OVER (PARTITION BY {window} ORDER BY {newest}) AS version_rank "
+            f"FROM {source}) AS ranked WHERE version_rank = 1"
+        )
+
+    @property
+    def create_latest_view_sql(self) -> str:
+        """Athena DDL of the view (run once per account; the CDK app saves it as a named query)."""
+        table = f'"{self.database}"."{self.table}"'
+        return f'CREATE OR REPLACE VIEW "{self.database}"."{self.latest_view}" AS {self.latest_select(table)}'
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleDef:
     """A periodic job: an EventBridge rule in AWS, the local scheduler in the local cloud."""
 
@@ -118,6 +206,7 @@ READINGS_TABLE = TableDef(
     local_name="hemera-readings",
     partition_key="pk",
     sort_key="sk",
+    ttl_attribute="expires_at",  # the envelope ledger's entries; series items never carry it
 )
 API_KEYS_TABLE = TableDef(
     construct_id="ApiKeys",
@@ -130,11 +219,14 @@ TABLES = (READINGS_TABLE, API_KEYS_TABLE)
 RAW_BUCKET = BucketDef("RawArchive", "HEMERA_RAW_BUCKET", "hemera-raw")
 QUARANTINE_BUCKET = BucketDef("Quarantine", "HEMERA_QUARANTINE_BUCKET", "hemera-quarantine")
 EXPORTS_BUCKET = BucketDef("Exports", "HEMERA_EXPORTS_BUCKET", "hemera-exports")
-BUCKETS = (RAW_BUCKET, QUARANTINE_BUCKET, EXPORTS_BUCKET)
+CURATED_BUCKET = BucketDef("Curated", "HEMERA_CURATED_BUCKET", "hemera-curated")
+BUCKETS = (RAW_BUCKET, QUARANTINE_BUCKET, EXPORTS_BUCKET, CURATED_BUCKET)
 
 # Platform events (a meter-day's data changed, …) for VEE, billing and alarms to react to.
 EVENT_BUS = EventBusDef("Events", "HEMERA_EVENT_BUS", "hemera-events", source="hemera.ingest")
-SERIES_CHANGED = "MeterDayChanged"  # detail-type of the event announcing a new data version
+# detail-type of the events announcing new data versions: each lists the meter-days of one tenant
+# that changed, with their versions (see `hemera.adapters.eventbridge.change_detail`).
+SERIES_CHANGED = "MeterDaysChanged"
 
 # --- ingest ----------------------------------------------------------------------------------
 TELEMETRY_QUEUE = QueueDef(
@@ -142,11 +234,34 @@ TELEMETRY_QUEUE = QueueDef(
     env_var="HEMERA_TELEMETRY_QUEUE_URL",
     local_name="hemera-telemetry",
     dlq_local_name="hemera-telemetry-dlq",
+    # translate works per batch (one read per 100 meter-days, one archive object per tenant-hour,
+    # PutEvents by ten): larger batches mean fewer calls. ~6 KB an envelope keeps 100 far below
+    # Lambda's 6 MB event limit.
+    batch_size=100,
+    batch_window_s=1,
 )
-QUEUES = (TELEMETRY_QUEUE,)
+# --- analytics ---------------------------------------------------------------------------------
+# Changed meter-days, curated to Parquet in batches. An event lists up to 200 meter-days, so 20
+# events are up to 4,000 days (384,000 rows at 15 minutes) for one invocation, within the curate
+# function's memory; the window lets a batch fill up (fewer, larger objects for Athena). Visibility
+# is six times the function timeout plus the window, as Lambda's SQS event source asks.
+CURATE_QUEUE = QueueDef(
+    construct_id="Curate",
+    env_var="HEMERA_CURATE_QUEUE_URL",
+    local_name="hemera-curate",
+    dlq_local_name="hemera-curate-dlq",
+    visibility_timeout_s=6 * 60 + 10,
+    batch_size=20,
+    batch_window_s=10,
+)
+QUEUES = (TELEMETRY_QUEUE, CURATE_QUEUE)
 
 TRANSLATE_FUNCTION = FunctionDef(name="translate", code_dir="translate", handler="handler.lambda_handler")
-FUNCTIONS = (TRANSLATE_FUNCTION,)
+# pyarrow's Parquet writer wants memory (and memory brings CPU in Lambda).
+CURATE_FUNCTION = FunctionDef(
+    name="curate", code_dir="curate", handler="handler.lambda_handler", memory_mb=1024, timeout_s=60
+)
+FUNCTIONS = (TRANSLATE_FUNCTION, CURATE_FUNCTION)
 
 TELEMETRY_RULE = TopicRule(
     name="hemera_telemetry",
@@ -155,6 +270,50 @@ TELEMETRY_RULE = TopicRule(
     function=TRANSLATE_FUNCTION,
 )
 TOPIC_RULES = (TELEMETRY_RULE,)
+
+# Every queue that feeds a function, whoever fills the queue (a topic rule, an event rule).
+QUEUE_CONSUMERS = (
+    QueueConsumer(TELEMETRY_QUEUE, TRANSLATE_FUNCTION, max_concurrency=10),
+    QueueConsumer(CURATE_QUEUE, CURATE_FUNCTION),
+)
+
+# Rules on the platform bus (EventBridge in AWS and on the local cloud's moto server alike).
+CURATE_RULE = EventRuleDef(
+    name="hemera_curate_changed_days",
+    source=EVENT_BUS.source,
+    detail_type=SERIES_CHANGED,
+    queue=CURATE_QUEUE,
+)
+EVENT_RULES = (CURATE_RULE,)
+
+# Curated interval data: one row per interval and data version, in Parquet under
+# s3://<curated>/curated/intervals/tenant=<t>/date=<UTC day>/<batch digest>.parquet.
+CURATED_INTERVALS = CuratedDatasetDef(
+    database="hemera_analytics",
+    table="intervals",
+    latest_view="intervals_latest",
+    prefix="curated/intervals/",
+    columns=(
+        GlueColumn("meter_id", "string"),
+        GlueColumn("channel", "string"),
+        GlueColumn("interval_start", "timestamp"),  # UTC
+        GlueColumn("interval_minutes", "int"),
+        # Exact, like the store's decimal strings: sums over a month stay exact for billing.
+        GlueColumn("value", "decimal(18,6)"),
+        GlueColumn("unit", "string"),
+        GlueColumn("quality", "string"),
+        GlueColumn("source", "string"),
+        GlueColumn("status", "string"),
+        GlueColumn("raw_value", "bigint"),
+        GlueColumn("meter_flags", "int"),
+        GlueColumn("data_version", "bigint"),
+        GlueColumn("curated_at", "timestamp"),  # UTC
+    ),
+    partition_keys=(GlueColumn("tenant", "string"), GlueColumn("date", "string")),
+    row_identity=("tenant", "meter_id", "channel", "interval_start"),
+    # Equal data versions hold equal values (a day curated twice at one version): any will do.
+    newest_first=("data_version", "curated_at"),
+)
 
 # Periodic jobs arrive with later capabilities (VEE sweep, billing exports); the mechanism and its
 # local scheduler exist now so those only add a definition here.

@@ -7,8 +7,10 @@ from functools import cache
 from hemera import aws
 from hemera.adapters.dynamodb import (
     DynamoApiKeys,
+    DynamoLedger,
     DynamoReadingStore,
     DynamoRegistry,
+    ReadingsModels,
     api_key_model,
     readings_models,
 )
@@ -17,13 +19,16 @@ from hemera.adapters.s3 import S3Quarantine, S3RawArchive
 from hemera.config import RuntimeSettings
 from hemera.definitions import EVENT_BUS
 from hemera.services.access import PortalPorts
+from hemera.services.curate import CuratePorts
 from hemera.services.ingest import IngestPorts
 
 
+def _models(settings: RuntimeSettings) -> ReadingsModels:
+    return readings_models(settings.readings_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb"))
+
+
 def _readings(settings: RuntimeSettings) -> tuple[DynamoReadingStore, DynamoRegistry]:
-    models = readings_models(
-        settings.readings_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb")
-    )
+    models = _models(settings)
     return DynamoReadingStore(models), DynamoRegistry(models)
 
 
@@ -39,6 +44,7 @@ def ingest_ports(settings: RuntimeSettings) -> IngestPorts:
         events=EventBridgeChangeEvents(
             aws.client(settings.aws, "events"), settings.event_bus, EVENT_BUS.source
         ),
+        ledger=DynamoLedger(_models(settings)),
     )
 
 
@@ -47,3 +53,15 @@ def portal_ports(settings: RuntimeSettings) -> PortalPorts:
     store, registry = _readings(settings)
     keys = api_key_model(settings.api_keys_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb"))
     return PortalPorts(keys=DynamoApiKeys(keys), registry=registry, store=store)
+
+
+@cache
+def curate_ports(settings: RuntimeSettings) -> CuratePorts:
+    # Imported here: pyarrow ships only in the curate function's extra layer, and every other
+    # function imports this module.
+    from hemera.adapters.parquet import S3ParquetCuratedWriter
+
+    store, _registry = _readings(settings)
+    return CuratePorts(
+        store=store, curated=S3ParquetCuratedWriter(aws.client(settings.aws, "s3"), settings.curated_bucket)
+    )

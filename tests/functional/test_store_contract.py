@@ -8,12 +8,19 @@ from decimal import Decimal
 
 import pytest
 
-from hemera.adapters.memory import MemoryApiKeys, MemoryQuarantine, MemoryReadingStore, MemoryRegistry
-from hemera.domain.errors import QuarantineKeyOutsideTenant
+from hemera.adapters.memory import (
+    MemoryApiKeys,
+    MemoryLedger,
+    MemoryQuarantine,
+    MemoryRawArchive,
+    MemoryReadingStore,
+    MemoryRegistry,
+)
+from hemera.domain.errors import MalformedFrame, QuarantineKeyOutsideTenant
 from hemera.domain.readings import Channel, IntervalReading, Unit
 from hemera.domain.registry import Meter, Tenant
 from hemera.domain.tenancy import TenantContext
-from hemera.ports import QuarantineRecord
+from hemera.ports import ArchivedEnvelope, LedgerEntry, QuarantineRecord
 from hemera.services.access import authenticate, issue_api_key
 from hemera.wiring import ingest_ports, portal_ports
 
@@ -196,3 +203,108 @@ def test_a_failed_announcement_writes_nothing(ports):
     with pytest.raises(RuntimeError):
         store.merge_intervals(ctx, readings(), unreachable)
     assert store.load_profile(ctx, "m-1", Channel.ACTIVE_IMPORT, START, START + timedelta(days=2)) == []
+
+
+@pytest.fixture(params=["memory", "aws"])
+def batch_ports(request, moto_cloud):
+    """The ledger, raw archive and registry of either kind."""
+    if request.param == "memory":
+        return MemoryLedger(), MemoryRawArchive(), MemoryRegistry()
+    ingest = ingest_ports(moto_cloud)
+    return ingest.ledger, ingest.archive, ingest.registry
+
+
+def test_the_ledger_knows_an_envelope_by_device_sequence_and_digest(batch_ports):
+    ledger, *_ = batch_ports
+    ctx, other = TenantContext("acme"), TenantContext("acme-corp")
+    stored = LedgerEntry("rtu-1", 42, "a" * 64)
+    ledger.record(ctx, [stored])
+    assert ledger.seen(ctx, [stored, LedgerEntry("rtu-1", 43, "a" * 64)]) == {stored}
+    # the same number with other bytes (the RTU's sequence restarted) is not a duplicate
+    assert ledger.seen(ctx, [LedgerEntry("rtu-1", 42, "b" * 64)]) == set()
+    # nor is the same device id under another tenant
+    assert ledger.seen(other, [stored]) == set()
+
+
+def test_the_archive_keeps_a_batch_byte_for_byte_and_only_under_its_tenant(batch_ports):
+    _, archive, _ = batch_ports
+    ctx = TenantContext("acme")
+    envelopes = [
+        ArchivedEnvelope(
+            f"m{i}", "hemera/acme/rtu-1/up/telemetry", START, "rtu-1", "m-1", i, f"{i:064d}", payload
+        )
+        for i, payload in enumerate([b'{"v":1}', '{"name":"São Paulo"}'.encode()])
+    ]
+    key = archive.put_batch(ctx, "2026/11/20/22/batch.jsonl.gz", envelopes)
+    assert key == "tenants/acme/raw/2026/11/20/22/batch.jsonl.gz"
+    assert archive.read_batch(ctx, key) == envelopes
+    with pytest.raises(ValueError):
+        archive.read_batch(TenantContext("acme-corp"), key)
+
+
+def test_meters_are_looked_up_together_within_the_tenant(batch_ports):
+    *_, registry = batch_ports
+    ctx = TenantContext("acme")
+    for meter_id in ("m-1", "m-2"):
+        registry.put_meter(ctx, Meter("acme", meter_id, "hx300", "modbus", "rtu-1", "c-1"))
+    registry.put_meter(
+        TenantContext("acme-corp"), Meter("acme-corp", "m-3", "hx300", "modbus", "rtu-9", "c-9")
+    )
+    assert set(registry.get_meters(ctx, ["m-1", "m-2", "m-3", "m-4"])) == {"m-1", "m-2"}
+
+
+def test_a_batch_with_one_contradicting_series_writes_nothing(ports):
+    store, *_ = ports
+    ctx = TenantContext("acme")
+    store.merge_intervals(ctx, readings("m-1"))
+    half_hourly = [
+        replace(r, length_minutes=30, start=START + timedelta(minutes=30 * i))
+        for i, r in enumerate(readings("m-1")[:2])
+    ]
+    with pytest.raises(MalformedFrame):
+        store.merge_intervals(ctx, readings("m-2") + half_hourly)
+    # m-2 was valid, but the batch was checked whole before any write
+    assert store.load_profile(ctx, "m-2", Channel.ACTIVE_IMPORT, START, START + timedelta(days=1)) == []
+
+
+def test_a_concurrent_writer_between_read_and_write_is_merged_not_overwritten(moto_cloud):
+    ingest = ingest_ports(moto_cloud)
+    store, ctx = ingest.store, TenantContext("acme")
+    first_half, second_half = readings()[:3], readings()[3:6]
+    store.merge_intervals(ctx, first_half)
+    announced = []
+
+    def concurrent_writer(changes):
+        # Another invocation writes the same day while this one is between its read and write
+        if not announced:
+            store.merge_intervals(ctx, readings()[6:8])
+        announced.append(changes)
+
+    stats = store.merge_intervals(ctx, second_half, concurrent_writer)
+    day = store.load_profile(ctx, "m-1", Channel.ACTIVE_IMPORT, START, START + timedelta(hours=2))
+    # Then nothing is lost: the first intervals, the other writer's and ours are all there
+    assert [r.value for r in day] == [r.value for r in readings()[:8]] and stats.items_written == 1
+    assert len(announced) == 2  # the retry announced the version it really wrote
+    assert announced[-1][0].version == store.series_version(ctx, "m-1", Channel.ACTIVE_IMPORT, START.date())
+
+
+def test_many_days_are_read_at_once_with_their_versions(ports):
+    store, *_ = ports
+    ctx = TenantContext("acme")
+    store.merge_intervals(ctx, readings("m-1") + readings("m-2"))
+    store.merge_intervals(ctx, readings("m-1", offset="1")[:1])
+    day1, day2 = START.date(), START.date() + timedelta(days=1)
+    found = store.read_series(
+        ctx,
+        [
+            ("m-1", Channel.ACTIVE_IMPORT, day1),
+            ("m-2", Channel.ACTIVE_IMPORT, day2),
+            ("m-3", Channel.ACTIVE_IMPORT, day1),
+        ],
+    )
+    assert set(found) == {("m-1", Channel.ACTIVE_IMPORT, day1), ("m-2", Channel.ACTIVE_IMPORT, day2)}
+    m1 = found[("m-1", Channel.ACTIVE_IMPORT, day1)]
+    assert m1.version == 2 and [r.value for r in m1.readings] == [
+        r.value for r in readings("m-1", offset="1")[:1]
+    ] + [r.value for r in readings("m-1")[1:8]]
+    assert found[("m-2", Channel.ACTIVE_IMPORT, day2)].readings == readings("m-2")[8:]

@@ -17,7 +17,7 @@ from hemera.services.onboarding import register_tenant
 from hemera.tenants import load_tenant_file
 from hemera.wiring import ingest_ports
 from hemera_local.bridge import LambdaContext, load_handler
-from tests.builders import as_sqs_record
+from tests.builders import archived_envelopes, as_sqs_record
 from tests.dlms_builders import hd500_envelope
 
 TENANT, DEVICE, METER = "dlms-demo", "rtu-dl-01", "dl-m-1"
@@ -102,14 +102,10 @@ def test_register_frames_are_archived_raw_not_quarantined(dlms_cloud):
     # When it is delivered
     response = invoke(as_sqs_record("reg", body, TOPIC))
     # Then it is accepted, kept byte for byte in the tenant's raw archive, and nothing is quarantined
-    from hemera import aws
-
     assert response == {"batchItemFailures": []}
     assert _quarantined(dlms_cloud) == []
-    s3 = aws.client(dlms_cloud.aws, "s3")
-    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=dlms_cloud.raw_bucket)["Contents"]]
-    assert key.startswith(f"tenants/{TENANT}/raw/") and "/000000000077-" in key
-    assert s3.get_object(Bucket=dlms_cloud.raw_bucket, Key=key)["Body"].read() == body
+    (archived,) = archived_envelopes(dlms_cloud.aws, dlms_cloud.raw_bucket, TENANT)
+    assert (archived.seq, archived.payload) == (77, body)
     assert stored(dlms_cloud) == []
 
 

@@ -14,7 +14,7 @@ from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.wiring import ingest_ports
 from hemera_local.bridge import LambdaContext, load_handler
-from tests.builders import as_sqs_record, hx300_envelope
+from tests.builders import archived_envelopes, as_sqs_record, hx300_envelope
 
 TOPIC = "hemera/sul-energia/rtu-poa-01/up/telemetry"
 DAY = datetime(2026, 11, 20, 3, tzinfo=UTC)  # local midnight in São Paulo
@@ -54,7 +54,7 @@ def test_redelivery_has_no_further_effect(moto_cloud):
     assert len(intervals) == 96 and sum(int(r.value * 1000) for r in intervals) == sum(WH)
 
 
-def test_the_raw_envelope_is_archived_under_the_tenant(moto_cloud):
+def test_the_raw_envelopes_are_archived_per_tenant_and_hour_as_compressed_json_lines(moto_cloud):
     from hemera import aws
 
     # Given envelope 42, delivered twice, and a different envelope 42 after the RTU lost its outbox
@@ -63,13 +63,34 @@ def test_the_raw_envelope_is_archived_under_the_tenant(moto_cloud):
     invoke(
         as_sqs_record("m1", body, TOPIC), as_sqs_record("m2", body, TOPIC), as_sqs_record("m3", again, TOPIC)
     )
-    # Then both versions are archived byte for byte under the tenant, once each
+    # Then one gzip JSON Lines object under the tenant and the hour of arrival holds both versions
+    # byte for byte, once each (the redelivery is a duplicate and not archived again)
     s3 = aws.client(moto_cloud.aws, "s3")
-    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=moto_cloud.raw_bucket)["Contents"])
-    assert len(keys) == 2
-    assert all(k.startswith("tenants/sul-energia/raw/") and "/rtu-poa-01/000000000042-" in k for k in keys)
-    archived = {s3.get_object(Bucket=moto_cloud.raw_bucket, Key=k)["Body"].read() for k in keys}
-    assert archived == {body, again}
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=moto_cloud.raw_bucket)["Contents"]]
+    assert key.startswith("tenants/sul-energia/raw/2026/11/21/") and key.endswith(".jsonl.gz")
+    head = s3.head_object(Bucket=moto_cloud.raw_bucket, Key=key)
+    assert head["ContentEncoding"] == "gzip"
+    archived = archived_envelopes(moto_cloud.aws, moto_cloud.raw_bucket, "sul-energia")
+    assert sorted(e.payload for e in archived) == sorted([body, again])
+    assert {(e.device_id, e.meter_id, e.seq, e.message_id) for e in archived} == {
+        ("rtu-poa-01", "sul-m-1001", 42, "m1"),
+        ("rtu-poa-01", "sul-m-1001", 42, "m3"),
+    }
+
+
+def test_a_redelivered_envelope_is_a_duplicate_by_device_and_sequence(moto_cloud, caplog):
+    body = hx300_envelope("sul-energia", "rtu-poa-01", "sul-m-1001", DAY, WH, seq=7).to_json()
+    invoke(as_sqs_record("m1", body, TOPIC))
+    before = archived_envelopes(moto_cloud.aws, moto_cloud.raw_bucket, "sul-energia")
+    # When the same envelope comes again under another message id (the broker redelivered it)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        response = invoke(as_sqs_record("m9", body, TOPIC))
+    # Then it is recognised from the ledger: nothing is written, archived or announced again
+    assert response == {"batchItemFailures": []}
+    (summary,) = [r for r in caplog.records if r.getMessage() == "batch ingested"]
+    assert (summary.duplicate, summary.stored, summary.items_written) == (1, 0, 0)
+    assert archived_envelopes(moto_cloud.aws, moto_cloud.raw_bucket, "sul-energia") == before
 
 
 def test_a_day_sent_at_another_interval_length_is_quarantined_not_misplaced(moto_cloud):
@@ -263,14 +284,9 @@ def test_changed_meter_days_are_announced_on_the_event_bus(moto_cloud):
     def heard():
         got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         return sorted(
-            (
-                e["detail"]["channel"],
-                e["detail"]["day"],
-                e["detail"]["version"],
-                e["detail-type"],
-                e["detail"]["tenant"],
-            )
+            (c["channel"], c["day"], c["version"], e["detail-type"], e["detail"]["tenant"])
             for e in (json.loads(m["Body"]) for m in got)
+            for c in e["detail"]["changes"]
         )
 
     # When a day arrives, arrives again, then one channel is corrected
@@ -279,7 +295,8 @@ def test_changed_meter_days_are_announced_on_the_event_bus(moto_cloud):
     first = heard()
     invoke(as_sqs_record("m1", body, TOPIC))
     second = heard()
-    # Then each of the four channels' days is announced once at version 1, a redelivery announces nothing
+    # Then each of the four channels' days is announced once at version 1 (in one event), a
+    # redelivery announces nothing
     assert first == sorted(
         (c, "2026-11-20", 1, SERIES_CHANGED, "sul-energia")
         for c in ("active_import", "active_export", "reactive_import", "reactive_export")

@@ -12,9 +12,12 @@ from aws_cdk.assertions import Match, Template
 from hemera.definitions import (
     BUCKETS,
     EVENT_BUS,
+    EVENT_RULES,
     EXPORTS_BUCKET,
     QUARANTINE_BUCKET,
+    QUEUE_CONSUMERS,
     RAW_BUCKET,
+    SCHEDULES,
     TABLES,
     TOPIC_RULES,
     TableDef,
@@ -33,13 +36,13 @@ def test_resource_counts_follow_the_definitions(template: Template) -> None:
     expected = {
         "AWS::DynamoDB::Table": len(TABLES),
         "AWS::S3::Bucket": len(BUCKETS),
-        "AWS::SQS::Queue": 2 * len(RULE_QUEUES),  # each with its DLQ
+        "AWS::SQS::Queue": 2 * len({c.queue for c in QUEUE_CONSUMERS}),  # each with its DLQ
         "AWS::IoT::TopicRule": len(TOPIC_RULES),
-        "AWS::Lambda::Function": len(RULE_FUNCTIONS),
-        "AWS::Lambda::EventSourceMapping": len(TOPIC_RULES),
-        "AWS::Lambda::LayerVersion": 1,
+        "AWS::Lambda::Function": len({c.function for c in QUEUE_CONSUMERS}),
+        "AWS::Lambda::EventSourceMapping": len(QUEUE_CONSUMERS),
+        "AWS::Lambda::LayerVersion": 2,  # Hemera's, and pyarrow's for the curate function
         "AWS::IoT::Policy": 1,
-        "AWS::Events::Rule": 0,  # SCHEDULES is empty today
+        "AWS::Events::Rule": len(EVENT_RULES) + len(SCHEDULES),
         "AWS::Serverless::Api": 1,
         "AWS::Serverless::Function": 1,
     }

@@ -6,6 +6,7 @@ and checksum), with nothing quarantined and nothing in the DLQ."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from hemera import aws
-from hemera.definitions import TELEMETRY_QUEUE, TELEMETRY_RULE, TRANSLATE_FUNCTION
+from hemera.definitions import TELEMETRY_QUEUE, TRANSLATE_FUNCTION
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.wiring import ingest_ports
@@ -32,6 +33,7 @@ METERS = [
 ]
 FIRST = datetime(2026, 6, 1, tzinfo=UTC)
 DAYS, PER_ENVELOPE = 5, 24  # 4 envelopes a meter-day: 80 envelopes, 1,920 quarter hours
+WAVE = 4  # envelopes published together
 
 
 class FaultyTranslate:
@@ -98,14 +100,14 @@ def test_retries_duplicates_and_a_broker_restart_leave_exactly_the_sent_data(loc
         for _, _, meter in METERS
         for i in range(DAYS * 96)
     ]
-    real = cloud.bridge.replace_handler(TELEMETRY_RULE.name, faulty)
+    real = cloud.bridge.replace_handler(TRANSLATE_FUNCTION.name, faulty)
     try:
         # Given 80 envelopes, every 20th published twice (5 %)
         messages = envelopes()
         plan = [m for i, m in enumerate(messages) for _ in range(2 if i % 20 == 0 else 1)]
         half = len(plan) // 2
 
-        def publish(part: list[tuple[str, str, str, bytes]]) -> None:
+        def publish_once(part: list[tuple[str, str, str, bytes]]) -> None:
             for tenant, device in {(t, d) for t, d, _, _ in part}:
                 mine = [
                     (f"hemera/{tenant}/{device}/up/telemetry", b)
@@ -115,6 +117,13 @@ def test_retries_duplicates_and_a_broker_restart_leave_exactly_the_sent_data(loc
                 assert run(publish_all(broker(cloud, tenant, device), f"{tenant}:{device}", mine)) == [
                     "acked"
                 ] * len(mine)
+
+        def publish(part: list[tuple[str, str, str, bytes]]) -> None:
+            # In waves a batching window apart, so translate runs many (small) batches, as it would
+            # for a fleet whose RTUs report at different moments; every 10th invocation fails.
+            for start in range(0, len(part), WAVE):
+                publish_once(part[start : start + WAVE])
+                time.sleep(TELEMETRY_QUEUE.batch_window_s + 0.2)
 
         # When half is published, the broker restarts, and the rest follows once the bridge is back
         publish(plan[:half])
@@ -172,7 +181,7 @@ def test_retries_duplicates_and_a_broker_restart_leave_exactly_the_sent_data(loc
             if r.key not in quarantined_before
         ]
     finally:
-        cloud.bridge.replace_handler(TELEMETRY_RULE.name, real)
+        cloud.bridge.replace_handler(TRANSLATE_FUNCTION.name, real)
 
     # Then the store holds exactly what was sent, once
     assert len(rows) == len(expected) == 4 * DAYS * 96

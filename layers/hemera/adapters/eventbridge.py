@@ -10,8 +10,22 @@ from hemera.definitions import SERIES_CHANGED
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import SeriesChange
 
-# PutEvents takes at most 10 entries a call.
+# PutEvents takes at most 10 entries a call; an entry is billed per 64 KB. One entry lists up to
+# CHANGES_PER_EVENT meter-days (~80 bytes each), so a translate batch is announced in one call.
 _PUT_EVENTS_LIMIT = 10
+CHANGES_PER_EVENT = 200
+
+
+def change_detail(ctx: TenantContext, changes: Sequence[SeriesChange]) -> dict[str, Any]:
+    """The detail of one MeterDaysChanged event: the tenant, and each meter-day's new version."""
+    return {
+        "tenant": ctx.tenant_id,
+        "correlation_id": ctx.correlation_id,
+        "changes": [
+            {"meter": c.meter_id, "channel": c.channel.value, "day": c.day.isoformat(), "version": c.version}
+            for c in changes
+        ],
+    }
 
 
 class EventBridgeChangeEvents:
@@ -24,18 +38,9 @@ class EventBridgeChangeEvents:
                 "EventBusName": self._bus,
                 "Source": self._source,
                 "DetailType": SERIES_CHANGED,
-                "Detail": json.dumps(
-                    {
-                        "tenant": ctx.tenant_id,
-                        "meter": c.meter_id,
-                        "channel": c.channel.value,
-                        "day": c.day.isoformat(),
-                        "version": c.version,
-                        "correlation_id": ctx.correlation_id,
-                    }
-                ),
+                "Detail": json.dumps(change_detail(ctx, changes[start : start + CHANGES_PER_EVENT])),
             }
-            for c in changes
+            for start in range(0, len(changes), CHANGES_PER_EVENT)
         ]
         for start in range(0, len(entries), _PUT_EVENTS_LIMIT):
             response = self._events.put_events(Entries=entries[start : start + _PUT_EVENTS_LIMIT])

@@ -7,16 +7,37 @@ on both the fakes and the moto-backed adapters so the fakes cannot drift.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 
-from hemera.adapters.s3 import checked_quarantine_key, quarantine_key, quarantine_prefix
-from hemera.domain.errors import MalformedFrame
+from hemera.adapters.s3 import (
+    archive_document,
+    checked_archive_key,
+    checked_quarantine_key,
+    envelopes_of_document,
+    quarantine_key,
+    quarantine_prefix,
+)
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
-from hemera.domain.series import Slot, group_by_series, merge_slots, reading_of
+from hemera.domain.series import (
+    SeriesKey,
+    Slot,
+    check_series_length,
+    group_by_series,
+    merge_slots,
+    reading_of,
+)
 from hemera.domain.tenancy import TenantContext, series_sk
-from hemera.ports import Announce, MergeStats, QuarantineRecord, SeriesChange
+from hemera.ports import (
+    Announce,
+    ArchivedEnvelope,
+    LedgerEntry,
+    MergeStats,
+    QuarantineRecord,
+    SeriesChange,
+    SeriesDay,
+)
 
 
 class MemoryReadingStore:
@@ -28,24 +49,29 @@ class MemoryReadingStore:
     def merge_intervals(
         self, ctx: TenantContext, readings: Sequence[IntervalReading], announce: Announce | None = None
     ) -> MergeStats:
+        # Like the DynamoDB store: every series is checked before anything is written.
+        groups = group_by_series(readings)
+        for (meter_id, _channel, day), group in groups.items():
+            key = _key(ctx, (meter_id, _channel, day))
+            stored = self._minutes.get(key)
+            check_series_length(group, stored, meter_id, day)
         totals = MergeStats()
-        for (meter_id, channel, day), group in group_by_series(readings).items():
-            key = (ctx.meter_pk(meter_id), series_sk(channel.value, day))
-            if key in self._minutes and self._minutes[key] != group[0].length_minutes:
-                raise MalformedFrame(
-                    f"meter {meter_id} sent {group[0].length_minutes}-minute intervals for {day}, "
-                    f"stored at {self._minutes[key]} minutes"
-                )
+        writes = []
+        for series, group in groups.items():
+            key = _key(ctx, series)
             merged = merge_slots(self.items.get(key, {}), group)
             if not merged.modified:
                 totals += MergeStats(intervals_unchanged=merged.unchanged)
                 continue
+            meter_id, channel, day = series
             change = SeriesChange(meter_id, channel, day, self.versions.get(key, 0) + 1)
-            if announce is not None:
-                announce([change])
+            writes.append((key, merged, change, group[0].length_minutes))
+        if announce is not None and writes:
+            announce([change for _, _, change, _ in writes])
+        for key, merged, change, minutes in writes:
             self.items[key] = merged.slots
             self.versions[key] = change.version
-            self._minutes[key] = group[0].length_minutes
+            self._minutes[key] = minutes
             totals += MergeStats(1, merged.new, merged.changed, merged.unchanged, (change,))
         return totals
 
@@ -70,6 +96,26 @@ class MemoryReadingStore:
         ]
         return [r for r in readings if start <= r.start < end]
 
+    def series_version(self, ctx: TenantContext, meter_id: str, channel: Channel, day: date) -> int | None:
+        return self.versions.get((ctx.meter_pk(meter_id), series_sk(channel.value, day)))
+
+    def read_series(self, ctx: TenantContext, keys: Sequence[SeriesKey]) -> dict[SeriesKey, SeriesDay]:
+        found = {}
+        for meter_id, channel, day in keys:
+            key = _key(ctx, (meter_id, channel, day))
+            if key in self.items:
+                readings = [
+                    reading_of(meter_id, channel, day, k, slot, self._minutes[key], CHANNEL_UNITS[channel])
+                    for k, slot in sorted(self.items[key].items())
+                ]
+                found[(meter_id, channel, day)] = SeriesDay(self.versions[key], readings)
+        return found
+
+
+def _key(ctx: TenantContext, series: SeriesKey) -> tuple[str, str]:
+    meter_id, channel, day = series
+    return ctx.meter_pk(meter_id), series_sk(channel.value, day)
+
 
 class MemoryRegistry:
     def __init__(self) -> None:
@@ -87,8 +133,16 @@ class MemoryRegistry:
             raise ValueError("a meter is registered only under its own tenant")
         self.meters[(ctx.tenant_id, meter.id)] = meter
 
+    def put_meters(self, ctx: TenantContext, meters: Sequence[Meter]) -> None:
+        for meter in meters:
+            self.put_meter(ctx, meter)
+
     def get_meter(self, ctx: TenantContext, meter_id: str) -> Meter | None:
         return self.meters.get((ctx.tenant_id, meter_id))
+
+    def get_meters(self, ctx: TenantContext, meter_ids: Iterable[str]) -> dict[str, Meter]:
+        found = {m: self.meters.get((ctx.tenant_id, m)) for m in meter_ids}
+        return {m: meter for m, meter in found.items() if meter is not None}
 
 
 class MemoryApiKeys:
@@ -104,13 +158,33 @@ class MemoryApiKeys:
 
 
 class MemoryRawArchive:
+    """Objects by key, encoded as the S3 adapter encodes them."""
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
-    def put(self, ctx: TenantContext, key: str, body: bytes) -> str:
+    def put_batch(self, ctx: TenantContext, key: str, envelopes: Sequence[ArchivedEnvelope]) -> str:
         full_key = ctx.s3_prefix("raw") + key
-        self.objects[full_key] = body
+        self.objects[full_key] = archive_document(envelopes)
         return full_key
+
+    def read_batch(self, ctx: TenantContext, full_key: str) -> list[ArchivedEnvelope]:
+        return envelopes_of_document(self.objects[checked_archive_key(ctx, full_key)])
+
+    def envelopes(self) -> list[ArchivedEnvelope]:
+        return [e for body in self.objects.values() for e in envelopes_of_document(body)]
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, int], str] = {}
+
+    def seen(self, ctx: TenantContext, entries: Sequence[LedgerEntry]) -> set[LedgerEntry]:
+        return {e for e in entries if self.entries.get((ctx.tenant_id, e.device_id, e.seq)) == e.sha256}
+
+    def record(self, ctx: TenantContext, entries: Sequence[LedgerEntry]) -> None:
+        for e in entries:
+            self.entries[(ctx.tenant_id, e.device_id, e.seq)] = e.sha256
 
 
 class MemoryQuarantine:

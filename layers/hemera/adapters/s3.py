@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from hemera.domain.errors import QuarantineKeyOutsideTenant
 from hemera.domain.tenancy import TenantContext
-from hemera.ports import QuarantineRecord
+from hemera.ports import ArchivedEnvelope, QuarantineRecord
 
 # Messages whose topic names no valid tenant cannot go under a tenant prefix.
 UNATTRIBUTED_PREFIX = "unattributed/quarantine/"
@@ -65,14 +66,70 @@ def record_of_document(key: str, body: bytes) -> QuarantineRecord:
     )
 
 
+def archive_document(envelopes: Sequence[ArchivedEnvelope]) -> bytes:
+    """Gzip-compressed JSON Lines, one accepted envelope a line. The payload is the device's JSON
+    text (it parsed as an envelope, so it is UTF-8): encoding it again gives its exact bytes."""
+    lines = (
+        json.dumps(
+            {
+                "message_id": e.message_id,
+                "topic": e.topic,
+                "received_at": e.received_at.isoformat(),
+                "device": e.device_id,
+                "meter": e.meter_id,
+                "seq": e.seq,
+                "sha256": e.sha256,
+                "payload": e.payload.decode(),
+            },
+            separators=(",", ":"),
+        )
+        for e in envelopes
+    )
+    # mtime=0: the same envelopes give the same bytes, so a retried batch rewrites an equal object.
+    return gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+
+
+def envelopes_of_document(body: bytes) -> list[ArchivedEnvelope]:
+    return [
+        ArchivedEnvelope(
+            message_id=doc["message_id"],
+            topic=doc["topic"],
+            received_at=datetime.fromisoformat(doc["received_at"]),
+            device_id=doc["device"],
+            meter_id=doc["meter"],
+            seq=doc["seq"],
+            sha256=doc["sha256"],
+            payload=doc["payload"].encode(),
+        )
+        for doc in map(json.loads, gzip.decompress(body).decode().splitlines())
+    ]
+
+
+def checked_archive_key(ctx: TenantContext, full_key: str) -> str:
+    prefix = ctx.s3_prefix("raw")
+    if not full_key.startswith(prefix) or "/../" in f"/{full_key}/":
+        raise ValueError(f"{full_key!r} is not a raw archive key of {ctx.tenant_id}")
+    return full_key
+
+
 class S3RawArchive:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3, self._bucket = s3, bucket
 
-    def put(self, ctx: TenantContext, key: str, body: bytes) -> str:
+    def put_batch(self, ctx: TenantContext, key: str, envelopes: Sequence[ArchivedEnvelope]) -> str:
         full_key = ctx.s3_prefix("raw") + key
-        self._s3.put_object(Bucket=self._bucket, Key=full_key, Body=body, ContentType="application/json")
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=full_key,
+            Body=archive_document(envelopes),
+            ContentType="application/x-ndjson",
+            ContentEncoding="gzip",
+        )
         return full_key
+
+    def read_batch(self, ctx: TenantContext, full_key: str) -> list[ArchivedEnvelope]:
+        body = self._s3.get_object(Bucket=self._bucket, Key=checked_archive_key(ctx, full_key))["Body"].read()
+        return envelopes_of_document(body)
 
 
 class S3Quarantine:

@@ -51,6 +51,13 @@ class UnknownMeter(RejectedMessage):
     reason = "unknown_meter"
 
 
+# --- transient: the message is delivered again ---------------------------------------------------
+class ConcurrentUpdate(HemeraError):
+    """Other writers kept changing the same meter-days during a merge; retrying is safe."""
+
+    reason = "concurrent_update"
+
+
 # --- quarantine operations ---------------------------------------------------------------------
 class QuarantineKeyOutsideTenant(HemeraError, ValueError):
     """A quarantine key that is not under the named tenant's prefix: keys never cross tenants."""

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from hemera.domain.errors import MalformedFrame
 from hemera.domain.readings import Channel, IntervalReading, Source, Unit, VeeStatus
 
 SeriesKey = tuple[str, Channel, date]  # (meter, channel, UTC day)
@@ -63,6 +64,22 @@ def group_by_series(readings: Iterable[IntervalReading]) -> dict[SeriesKey, list
     for reading in readings:
         groups[(reading.meter_id, reading.channel, reading.day)].append(reading)
     return dict(groups)
+
+
+def check_series_length(
+    group: Iterable[IntervalReading], stored_minutes: int | None, meter_id: str, day: date
+) -> int:
+    """The one interval length of a series' readings, which must also be the stored day's: slots
+    of another length would land in wrong places. Raises `MalformedFrame` otherwise."""
+    lengths = {r.length_minutes for r in group}
+    if len(lengths) != 1:
+        raise MalformedFrame(f"meter {meter_id} sent mixed interval lengths {sorted(lengths)} for {day}")
+    (minutes,) = lengths
+    if stored_minutes is not None and stored_minutes != minutes:
+        raise MalformedFrame(
+            f"meter {meter_id} sent {minutes}-minute intervals for {day}, stored at {stored_minutes} minutes"
+        )
+    return minutes
 
 
 @dataclass(frozen=True, slots=True)

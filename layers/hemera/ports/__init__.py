@@ -49,6 +49,14 @@ class MergeStats:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesDay:
+    """One stored meter-channel-day: its data version and its intervals in time order."""
+
+    version: int
+    readings: list[IntervalReading]
+
+
 class ReadingStore(Protocol):
     def merge_intervals(
         self, ctx: TenantContext, readings: Sequence[IntervalReading], announce: Announce | None = None
@@ -63,6 +71,16 @@ class ReadingStore(Protocol):
         """Intervals of one meter and channel starting in [start, end), in time order."""
         ...
 
+    def series_version(self, ctx: TenantContext, meter_id: str, channel: Channel, day: date) -> int | None:
+        """The data version of one meter-channel-day (UTC day), None if nothing is stored."""
+        ...
+
+    def read_series(
+        self, ctx: TenantContext, keys: Sequence[tuple[str, Channel, date]]
+    ) -> dict[tuple[str, Channel, date], SeriesDay]:
+        """Many meter-channel-days at once (meter, channel, UTC day); days not stored are left out."""
+        ...
+
 
 class Registry(Protocol):
     def put_tenant(self, tenant: Tenant) -> None: ...
@@ -71,7 +89,15 @@ class Registry(Protocol):
 
     def put_meter(self, ctx: TenantContext, meter: Meter) -> None: ...
 
+    def put_meters(self, ctx: TenantContext, meters: Sequence[Meter]) -> None:
+        """Register many meters at once (onboarding a fleet); same rules as `put_meter`."""
+        ...
+
     def get_meter(self, ctx: TenantContext, meter_id: str) -> Meter | None: ...
+
+    def get_meters(self, ctx: TenantContext, meter_ids: Iterable[str]) -> dict[str, Meter]:
+        """The registered meters among `meter_ids`, by id (unknown ids are left out)."""
+        ...
 
 
 class ApiKeyStore(Protocol):
@@ -80,10 +106,50 @@ class ApiKeyStore(Protocol):
     def tenant_for(self, key_hash: str) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ArchivedEnvelope:
+    """One accepted device message as the raw archive keeps it: the device's own bytes and where
+    and when they arrived."""
+
+    message_id: str
+    topic: str
+    received_at: datetime
+    device_id: str
+    meter_id: str
+    seq: int
+    sha256: str
+    payload: bytes
+
+
 class RawArchive(Protocol):
-    def put(self, ctx: TenantContext, key: str, body: bytes) -> str:
-        """Store `body` under the tenant's raw prefix + `key`; returns the full object key."""
+    def put_batch(self, ctx: TenantContext, key: str, envelopes: Sequence[ArchivedEnvelope]) -> str:
+        """Store the envelopes as one compressed JSON Lines object under the tenant's raw prefix
+        + `key` (writing the same key again replaces it); returns the full object key."""
         ...
+
+    def read_batch(self, ctx: TenantContext, full_key: str) -> list[ArchivedEnvelope]:
+        """The envelopes of one archive object of this tenant."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An envelope the platform has stored: the device's sequence number and a digest of its
+    bytes (a device whose sequence restarted sends a different envelope under an old number)."""
+
+    device_id: str
+    seq: int
+    sha256: str
+
+
+class EnvelopeLedger(Protocol):
+    """(device, seq) of every stored envelope, kept for the redelivery horizon."""
+
+    def seen(self, ctx: TenantContext, entries: Sequence[LedgerEntry]) -> set[LedgerEntry]:
+        """Those of `entries` already recorded with the same digest."""
+        ...
+
+    def record(self, ctx: TenantContext, entries: Sequence[LedgerEntry]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

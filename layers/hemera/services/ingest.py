@@ -11,9 +11,11 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from hemera.domain.dlms.model import PROFILE_GENERIC_CLASS, decode_load_profile_buffer, load_dlms_model
 from hemera.domain.envelope import (
@@ -36,15 +38,21 @@ from hemera.domain.errors import (
 )
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import CHANNEL_UNITS, IntervalReading
+from hemera.domain.registry import Meter
 from hemera.domain.tenancy import TenantContext, parse_device_topic
 from hemera.ports import (
+    Announce,
+    ArchivedEnvelope,
     ChangeEvents,
+    EnvelopeLedger,
+    LedgerEntry,
     MergeStats,
     Quarantine,
     QuarantineRecord,
     RawArchive,
     ReadingStore,
     Registry,
+    SeriesChange,
 )
 
 
@@ -83,6 +91,37 @@ class IngestPorts:
     archive: RawArchive
     quarantine: Quarantine
     events: ChangeEvents
+    ledger: EnvelopeLedger
+
+
+class Disposition(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # this (device, seq) with these bytes was stored before
+    REJECTED = "rejected"  # bad input: quarantine it
+    FAILED = "failed"  # transient: deliver it again
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResult:
+    message: DeviceMessage
+    disposition: Disposition
+    tenant_id: str | None = None
+    device_id: str | None = None
+    meter_id: str | None = None
+    seq: int | None = None
+    intervals: int = 0
+    archive_key: str | None = None
+    archived_only_frames: int = 0
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    results: list[MessageResult]  # one per message, in the order given
+    stats: MergeStats
+
+    def count(self, disposition: Disposition) -> int:
+        return sum(1 for r in self.results if r.disposition is disposition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +132,9 @@ class IngestOutcome:
     seq: int
     intervals: int
     stats: MergeStats
-    archive_key: str
+    archive_key: str | None
     archived_only_frames: int = 0
+    duplicate: bool = False
 
 
 def topic_tenant(topic: str | None) -> str | None:
@@ -193,8 +233,18 @@ def primary_side(readings: list[IntervalReading], multiplier: Decimal) -> list[I
     return [replace(r, value=r.value * multiplier) for r in readings]
 
 
-def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
-    """Validate, attribute, translate, archive and store one device message."""
+@dataclass(frozen=True, slots=True)
+class _Attributed:
+    """A message whose topic and envelope agree: who sent it and what it says."""
+
+    index: int
+    message: DeviceMessage
+    device_id: str
+    envelope: Envelope
+    entry: LedgerEntry
+
+
+def _attribute(index: int, message: DeviceMessage) -> tuple[str, _Attributed]:
     try:
         tenant_id, device_id, _ = parse_device_topic(message.topic)
     except ValueError as exc:
@@ -205,35 +255,190 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
         raise TopicMismatch(
             f"envelope says {envelope.tenant}/{envelope.device}, published on {tenant_id}/{device_id}"
         )
-    ctx = TenantContext(tenant_id, correlation_id=message.message_id)
-    meter = ports.registry.get_meter(ctx, envelope.meter)
-    if meter is None or meter.device_id != device_id:
-        raise UnknownMeter(f"meter {envelope.meter} is not registered to device {device_id}")
+    digest = hashlib.sha256(message.payload).hexdigest()
+    return tenant_id, _Attributed(
+        index, message, device_id, envelope, LedgerEntry(device_id, envelope.seq, digest)
+    )
+
+
+def archive_batch_key(received_hour: datetime, message_ids: Sequence[str]) -> str:
+    """Key (under the tenant's raw prefix) of one archive object: the hour the messages arrived,
+    and a digest of their ids, so a retried batch rewrites the same object instead of adding one."""
+    digest = hashlib.sha256("\n".join(sorted(message_ids)).encode()).hexdigest()[:20]
+    return f"{received_hour:%Y/%m/%d/%H}/{digest}.jsonl.gz"
+
+
+def ingest_batch(messages: Sequence[DeviceMessage], ports: IngestPorts) -> BatchOutcome:
+    """Validate, attribute, translate, store, archive and record a batch of device messages.
+
+    Per tenant in the batch: envelopes already in the ledger are duplicates and skipped; the
+    meters are looked up together; the readings of all envelopes are merged together (one read
+    per 100 meter-days, one conditional write per changed meter-day, change events announced
+    before the writes); the accepted envelopes are archived as one compressed JSON Lines object per
+    hour of arrival; and only then are they recorded in the ledger. A failure before the ledger
+    leaves the messages to be delivered again, and every step repeats without double effect.
+    """
+    results: dict[int, MessageResult] = {}
+    by_tenant: dict[str, list[_Attributed]] = {}
+    for index, message in enumerate(messages):
+        try:
+            tenant_id, attributed = _attribute(index, message)
+        except RejectedMessage as error:
+            results[index] = MessageResult(
+                message, Disposition.REJECTED, topic_tenant(message.topic), error=error
+            )
+            continue
+        by_tenant.setdefault(tenant_id, []).append(attributed)
+    stats = MergeStats()
+    for tenant_id, group in by_tenant.items():
+        ctx = TenantContext(tenant_id, correlation_id=group[0].message.message_id)
+        try:
+            stats += _ingest_tenant(ctx, group, ports, results)
+        except Exception as error:  # anything not about one message is transient: retry the rest
+            for item in group:
+                results.setdefault(
+                    item.index,
+                    MessageResult(item.message, Disposition.FAILED, tenant_id, item.device_id, error=error),
+                )
+    return BatchOutcome([results[i] for i in range(len(messages))], stats)
+
+
+def _ingest_tenant(
+    ctx: TenantContext, group: list[_Attributed], ports: IngestPorts, results: dict[int, MessageResult]
+) -> MergeStats:
+    seen = ports.ledger.seen(ctx, list({item.entry for item in group}))
+    fresh: list[_Attributed] = []
+    in_batch: set[LedgerEntry] = set()
+    for item in group:
+        if item.entry in seen or item.entry in in_batch:
+            results[item.index] = _result(ctx, item, Disposition.DUPLICATE)
+        else:
+            in_batch.add(item.entry)
+            fresh.append(item)
+    meters = ports.registry.get_meters(ctx, {item.envelope.meter for item in fresh})
+    decoded: list[tuple[_Attributed, list[IntervalReading]]] = []
+    for item in fresh:
+        try:
+            decoded.append((item, _translate(item, meters.get(item.envelope.meter))))
+        except RejectedMessage as error:
+            results[item.index] = _result(ctx, item, Disposition.REJECTED, error=error)
+    if not decoded:
+        return MergeStats()
+
+    def announce(changes: Sequence[SeriesChange]) -> None:
+        ports.events.announce(ctx, changes)
+
+    try:
+        stats = ports.store.merge_intervals(ctx, [r for _, readings in decoded for r in readings], announce)
+    except MalformedFrame:
+        # An envelope contradicts what is stored (another interval length): merge them one by one
+        # so that only the culprit is rejected.
+        stats, decoded = _merge_one_by_one(ctx, decoded, ports, announce, results)
+    keys = _archive(ctx, [item for item, _ in decoded], ports.archive)
+    ports.ledger.record(ctx, [item.entry for item, _ in decoded])
+    for item, readings in decoded:
+        results[item.index] = _result(ctx, item, Disposition.STORED, len(readings), keys[item.index])
+    return stats
+
+
+def _translate(item: _Attributed, meter: Meter | None) -> list[IntervalReading]:
+    envelope = item.envelope
+    if meter is None or meter.device_id != item.device_id:
+        raise UnknownMeter(f"meter {envelope.meter} is not registered to device {item.device_id}")
     if meter.model != envelope.model:
         raise UnknownMeterModel(
             f"meter {meter.id} is registered as {meter.model}, envelope says {envelope.model}"
         )
-    readings = primary_side(decode_envelope(envelope), meter.multiplier)
-    # The device's own bytes, named by (device, seq) and a digest of the bytes: a redelivery
-    # overwrites the same object with the same bytes, while an RTU whose sequence restarted (a
-    # reimaged outbox) can never overwrite an earlier envelope with different bytes.
-    digest = hashlib.sha256(message.payload).hexdigest()[:16]
-    archive_key = ports.archive.put(
-        ctx,
-        f"{envelope.collected_at:%Y/%m/%d}/{device_id}/{envelope.seq:012d}-{digest}.json",
-        message.payload,
-    )
-    # A changed meter-day is announced (EventBridge) so VEE and billing re-run for it.
-    stats = ports.store.merge_intervals(ctx, readings, lambda changes: ports.events.announce(ctx, changes))
-    return IngestOutcome(
-        tenant_id,
-        device_id,
-        envelope.meter,
-        envelope.seq,
-        len(readings),
-        stats,
+    return primary_side(decode_envelope(envelope), meter.multiplier)
+
+
+def _merge_one_by_one(
+    ctx: TenantContext,
+    decoded: list[tuple[_Attributed, list[IntervalReading]]],
+    ports: IngestPorts,
+    announce: Announce,
+    results: dict[int, MessageResult],
+) -> tuple[MergeStats, list[tuple[_Attributed, list[IntervalReading]]]]:
+    stats, stored = MergeStats(), []
+    for item, readings in decoded:
+        try:
+            stats += ports.store.merge_intervals(ctx, readings, announce)
+        except MalformedFrame as error:
+            results[item.index] = _result(ctx, item, Disposition.REJECTED, error=error)
+            continue
+        stored.append((item, readings))
+    return stats, stored
+
+
+def _archive(ctx: TenantContext, items: list[_Attributed], archive: RawArchive) -> dict[int, str]:
+    """One compressed JSON Lines object per hour of arrival; returns each message's object key."""
+    by_hour: dict[datetime, list[_Attributed]] = {}
+    for item in items:
+        hour = item.message.received_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        by_hour.setdefault(hour, []).append(item)
+    keys: dict[int, str] = {}
+    for hour, hour_items in sorted(by_hour.items()):
+        key = archive.put_batch(
+            ctx,
+            archive_batch_key(hour, [i.message.message_id for i in hour_items]),
+            [
+                ArchivedEnvelope(
+                    message_id=i.message.message_id,
+                    topic=i.message.topic,
+                    received_at=i.message.received_at,
+                    device_id=i.device_id,
+                    meter_id=i.envelope.meter,
+                    seq=i.envelope.seq,
+                    sha256=i.entry.sha256,
+                    payload=i.message.payload,
+                )
+                for i in hour_items
+            ],
+        )
+        keys.update((i.index, key) for i in hour_items)
+    return keys
+
+
+def _result(
+    ctx: TenantContext,
+    item: _Attributed,
+    disposition: Disposition,
+    intervals: int = 0,
+    archive_key: str | None = None,
+    error: Exception | None = None,
+) -> MessageResult:
+    return MessageResult(
+        item.message,
+        disposition,
+        ctx.tenant_id,
+        item.device_id,
+        item.envelope.meter,
+        item.envelope.seq,
+        intervals,
         archive_key,
-        archived_only_frames(envelope),
+        archived_only_frames(item.envelope),
+        error,
+    )
+
+
+def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
+    """One message on its own (quarantine replay): raises its `RejectedMessage`, or the transient
+    error, instead of returning it."""
+    outcome = ingest_batch([message], ports)
+    (result,) = outcome.results
+    if result.error is not None:
+        raise result.error
+    assert result.tenant_id and result.device_id and result.meter_id and result.seq is not None
+    return IngestOutcome(
+        result.tenant_id,
+        result.device_id,
+        result.meter_id,
+        result.seq,
+        result.intervals,
+        outcome.stats,
+        result.archive_key,
+        result.archived_only_frames,
+        duplicate=result.disposition is Disposition.DUPLICATE,
     )
 
 

@@ -11,18 +11,11 @@ from hemera.tenants import TenantDefinition
 def register_tenant(registry: Registry, definition: TenantDefinition) -> int:
     """Write the tenant and its meters (idempotent); returns the number of meters registered."""
     registry.put_tenant(Tenant(definition.id, definition.name, definition.country, definition.timezone))
-    ctx = TenantContext(definition.id)
-    for meter in definition.meters:
-        registry.put_meter(
-            ctx,
-            Meter(
-                definition.id,
-                meter.id,
-                meter.model,
-                meter.protocol,
-                meter.rtu,
-                meter.customer,
-                meter.multiplier,
-            ),
-        )
+    registry.put_meters(
+        TenantContext(definition.id),
+        [
+            Meter(definition.id, m.id, m.model, m.protocol, m.rtu, m.customer, m.multiplier)
+            for m in definition.meters
+        ],
+    )
     return len(definition.meters)

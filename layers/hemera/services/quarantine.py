@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
-from hemera.adapters.memory import MemoryChangeEvents, MemoryRawArchive, MemoryReadingStore
+from hemera.adapters.memory import MemoryChangeEvents, MemoryLedger, MemoryRawArchive, MemoryReadingStore
 from hemera.domain.errors import QuarantineNotReplayable, RejectedMessage
 from hemera.ports import QuarantineRecord
 from hemera.services.ingest import DeviceMessage, IngestPorts, ingest_message
@@ -86,7 +86,11 @@ def replay(
         records = [(key, quarantine.get(tenant_id, key)) for key in keys]
     target = (
         dataclasses.replace(
-            ports, store=MemoryReadingStore(), archive=MemoryRawArchive(), events=MemoryChangeEvents()
+            ports,
+            store=MemoryReadingStore(),
+            archive=MemoryRawArchive(),
+            events=MemoryChangeEvents(),
+            ledger=MemoryLedger(),
         )
         if dry_run
         else ports
