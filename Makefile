@@ -66,6 +66,7 @@ synth: setup
 	CDK_DISABLE_VERSION_CHECK=true node_modules/.bin/cdk synth --quiet
 
 bench: setup
+	$(BIN)/python -m tests.bench.fleet_day
 	$(BIN)/python -m tests.bench.ingest_path
 	$(BIN)/python -m tests.bench.meter_reads
 	$(BIN)/python -m tests.bench.agent_throughput --days 60

@@ -1,15 +1,20 @@
 """Customer Portal API (Chalice on API Gateway): what a utility's portal shows its customers.
 
 Contract: `api_spec/openapi.yaml`. Every route but `/v1/health` authenticates the caller once
-(`x-api-key` → tenant) in `portal_route`, and every object access checks ownership: a meter of
-another tenant answers 404 exactly like an unknown one. Errors are `application/problem+json`,
-mapped from the typed errors in one table.
+(`x-api-key` → tenant, and a customer for a customer-scoped key) in `portal_route`, and every
+object access checks ownership: a meter or customer of another tenant (or customer) answers 404
+exactly like an unknown one. Errors are `application/problem+json`, mapped from the typed errors
+in one table. Every response carries `x-request-id` (the caller's, or a new one); single resources
+carry an ETag and answer 304 to a matching `If-None-Match`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,11 +25,29 @@ from zoneinfo import ZoneInfo
 from chalice.app import Chalice, Request, Response
 
 from hemera.config import RuntimeSettings
-from hemera.domain.errors import HemeraError, InvalidQuery, MeterNotFound, TenantNotFound, Unauthenticated
+from hemera.domain.errors import (
+    CustomerNotFound,
+    HemeraError,
+    InvalidQuery,
+    MeterNotFound,
+    TenantNotFound,
+    Unauthenticated,
+)
 from hemera.domain.readings import CHANNEL_UNITS
-from hemera.domain.tenancy import TenantContext
+from hemera.domain.registry import Customer, Meter
 from hemera.observability import logger
-from hemera.services.access import LoadProfile, PortalPorts, authenticate, load_profile
+from hemera.ports import Page
+from hemera.services.access import (
+    Caller,
+    LoadProfile,
+    PortalPorts,
+    authenticate,
+    list_customers,
+    list_meters,
+    load_profile,
+    owned_customer,
+    owned_meter,
+)
 from hemera.wiring import portal_ports
 
 app = Chalice(app_name="hemera-portal-api")
@@ -33,6 +56,7 @@ app = Chalice(app_name="hemera-portal-api")
 _STATUS: dict[type[HemeraError], tuple[int, str]] = {
     Unauthenticated: (401, "Unauthorized"),
     MeterNotFound: (404, "Not Found"),
+    CustomerNotFound: (404, "Not Found"),
     TenantNotFound: (404, "Not Found"),
     InvalidQuery: (400, "Bad Request"),
 }
@@ -66,9 +90,42 @@ def _request() -> Request:
     return request
 
 
-def _correlation_id() -> str:
+# A caller's request id is echoed only if it is a plain token: it ends up in logs and headers.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _request_id() -> str:
+    """The caller's `x-request-id`, else API Gateway's request id, else a new one."""
+    given = _request().headers.get("x-request-id", "")
+    if _REQUEST_ID.match(given):
+        return given
     context = _request().context or {}
-    return str(context.get("requestId", ""))
+    return str(context.get("requestId") or uuid.uuid4())
+
+
+def _with_request_id(response: Response, request_id: str) -> Response:
+    response.headers["x-request-id"] = request_id
+    return response
+
+
+def _etag(body: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def _not_modified(etag: str) -> bool:
+    """RFC 9110 §13.1.2: If-None-Match matches with the weak comparison, `*` matches anything."""
+    header = _request().headers.get("if-none-match", "")
+    tags = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+    return "*" in tags or etag in tags
+
+
+def single_resource(body: dict[str, Any]) -> Response:
+    """A 200 with an ETag, or a bodiless 304 when the caller already holds this version."""
+    etag = _etag(body)
+    if _not_modified(etag):
+        return Response(body="", status_code=304, headers={"ETag": etag})
+    return Response(body=body, status_code=200, headers={"Content-Type": "application/json", "ETag": etag})
 
 
 def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
@@ -77,16 +134,17 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @wraps(view)
         def handle(**params: str) -> Response:
+            request_id = _request_id()
             # A warm function serves many callers: no key of the previous request may linger.
-            logger.append_keys(tenant=None, correlation_id=_correlation_id())
+            logger.append_keys(tenant=None, customer=None, correlation_id=request_id)
             try:
                 api_key = _request().headers.get("x-api-key")
-                ctx = authenticate(_ports().keys, api_key, _correlation_id())
-                logger.append_keys(tenant=ctx.tenant_id)
-                return view(ctx, **params)
+                caller = authenticate(_ports().keys, api_key, request_id)
+                logger.append_keys(tenant=caller.tenant_id, customer=caller.customer_id)
+                return _with_request_id(view(caller, **params), request_id)
             except HemeraError as error:
                 logger.info("request refused", extra={"reason": error.reason, "path": path})
-                return _problem_for(error)
+                return _with_request_id(_problem_for(error), request_id)
 
         app.route(path, methods=["GET"])(handle)
         return handle
@@ -96,7 +154,7 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
 
 @app.route("/v1/health", methods=["GET"])
 def health() -> Response:
-    return json_response({"status": "ok"})
+    return _with_request_id(json_response({"status": "ok"}), _request_id())
 
 
 # Bounds of a query: the API adds a day to `from` and works in UTC, which must not overflow.
@@ -162,17 +220,77 @@ def load_profile_document(profile: LoadProfile) -> dict[str, Any]:
     }
 
 
+def _query() -> Mapping[str, str]:
+    return _request().query_params or {}
+
+
+def _limit() -> int | None:
+    raw = _query().get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidQuery(f"limit={raw!r} is not a whole number")
+    return int(raw)
+
+
+def customer_document(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "load_class": customer.load_class,
+        "tax_id": customer.tax_id,
+    }
+
+
+def meter_document(meter: Meter) -> dict[str, Any]:
+    return {
+        "id": meter.id,
+        "customer_id": meter.customer_id,
+        "rtu_id": meter.device_id,
+        "model": meter.model,
+        "protocol": meter.protocol,
+        "multiplier": _number(meter.multiplier),
+    }
+
+
+def page_document(page: Page[Any], document: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    return {"items": [document(item) for item in page.items], "next_cursor": page.next_cursor}
+
+
+@portal_route("/v1/customers")
+def get_customers(caller: Caller) -> Response:
+    page = list_customers(_ports().registry, caller, _query().get("cursor"), _limit())
+    return json_response(page_document(page, customer_document))
+
+
+@portal_route("/v1/customers/{customer_id}")
+def get_customer(caller: Caller, customer_id: str) -> Response:
+    return single_resource(customer_document(owned_customer(_ports().registry, caller, customer_id)))
+
+
+@portal_route("/v1/meters")
+def get_meters(caller: Caller) -> Response:
+    query = _query()
+    page = list_meters(_ports().registry, caller, query.get("cursor"), _limit(), query.get("customer_id"))
+    return json_response(page_document(page, meter_document))
+
+
+@portal_route("/v1/meters/{meter_id}")
+def get_meter(caller: Caller, meter_id: str) -> Response:
+    return single_resource(meter_document(owned_meter(_ports().registry, caller, meter_id)))
+
+
 @portal_route("/v1/meters/{meter_id}/load-profile")
-def get_load_profile(ctx: TenantContext, meter_id: str) -> Response:
-    query: Mapping[str, str] = _request().query_params or {}
+def get_load_profile(caller: Caller, meter_id: str) -> Response:
+    query = _query()
     ports = _ports()
-    tenant = ports.registry.get_tenant(ctx)
+    tenant = ports.registry.get_tenant(caller.ctx)
     if tenant is None:
-        raise TenantNotFound(f"tenant {ctx.tenant_id} is not registered")
+        raise TenantNotFound(f"tenant {caller.tenant_id} is not registered")
     if "from" not in query:
         raise InvalidQuery("from is required (a date or an ISO-8601 time with offset)")
     start = parse_instant(query["from"], tenant.zone, "from")
     end = parse_instant(query["to"], tenant.zone, "to") if "to" in query else start + timedelta(days=1)
-    profile = load_profile(ports, ctx, meter_id, query.get("channel", "active_import"), start, end)
+    profile = load_profile(ports, caller, meter_id, query.get("channel", "active_import"), start, end)
     logger.info("load profile served", extra={"meter": meter_id, "intervals": len(profile.intervals)})
     return json_response(load_profile_document(profile))

@@ -19,10 +19,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from hemera.definitions import QUEUE_CONSUMERS, TOPIC_RULES, QueueDef, TopicRule
+from hemera.domain.policies import device_policy
 from hemera_infra.constants import (
-    DEVICE_ID_ATTRIBUTE,
-    DEVICE_TENANT_ATTRIBUTE,
-    DEVICE_TOPIC_ROOT,
     DLQ_RETENTION,
     INGEST_READ_WRITE_TABLES,
     INGEST_WRITE_BUCKETS,
@@ -32,12 +30,6 @@ from hemera_infra.constants import (
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.nag import OBJECT_KEYS_REASON, acknowledge, arn_wildcard_finding
 from hemera_infra.storage import Storage
-
-# IoT policy variables: resolved by IoT Core per connection from the device's registry entry.
-THING_NAME = "${iot:Connection.Thing.ThingName}"
-THING_TENANT = f"${{iot:Connection.Thing.Attributes[{DEVICE_TENANT_ATTRIBUTE}]}}"
-THING_DEVICE = f"${{iot:Connection.Thing.Attributes[{DEVICE_ID_ATTRIBUTE}]}}"
-DEVICE_TOPIC_PREFIX = f"{DEVICE_TOPIC_ROOT}/{THING_TENANT}/{THING_DEVICE}/"
 
 
 def _max_concurrency(queue: QueueDef) -> int:
@@ -157,7 +149,8 @@ class Ingest(Construct):
         return iot.CfnPolicy(self, "DevicePolicy", policy_document=self._device_policy_document())
 
     def _device_policy_document(self) -> dict[str, Any]:
-        """A device connects only as its own thing and talks only under its own topic prefix."""
+        """A device connects only as its own thing and talks only under its own topic prefix; the
+        document comes from the same generator as each tenant's policy (`hemera tenant apply`)."""
         stack = Stack.of(self)
 
         def iot_arn(resource: str, name: str) -> str:
@@ -165,28 +158,4 @@ class Ingest(Construct):
                 service="iot", resource=resource, resource_name=name, arn_format=ArnFormat.SLASH_RESOURCE_NAME
             )
 
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ConnectAsOwnThing",
-                    "Effect": "Allow",
-                    "Action": "iot:Connect",
-                    "Resource": iot_arn("client", THING_NAME),
-                    # The thing-name variable is only trustworthy for a certificate attached to it.
-                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-                },
-                {
-                    "Sid": "PublishAndReceiveOwnTopics",
-                    "Effect": "Allow",
-                    "Action": ["iot:Publish", "iot:Receive"],
-                    "Resource": iot_arn("topic", f"{DEVICE_TOPIC_PREFIX}*"),
-                },
-                {
-                    "Sid": "SubscribeOwnTopics",
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": iot_arn("topicfilter", f"{DEVICE_TOPIC_PREFIX}*"),
-                },
-            ],
-        }
+        return device_policy(iot_arn)

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +48,13 @@ SQS_BILLING_CHUNK = 64 * 1024
 # Batches of one queue handled at once locally: the functions share this process's interpreter,
 # so more than two pollers on this 2-core machine only add contention.
 LOCAL_POLLERS = 2
+# An empty queue is polled with this long-poll wait (Lambda's pollers use 20 s; shorter here so a
+# bridge stops promptly).
+LONG_POLL_S = 2
+# Messages the bridge lets wait in one queue on moto (see `RulesBridge._wait_for_room`).
+LOCAL_QUEUE_DEPTH = 300
+# A queue that stays full this long has its depth read from SQS again (DLQ moves are not seen).
+RESYNC_AFTER_S = 5.0
 
 
 def _mark_as_rule_action(request: Any, **_: Any) -> None:
@@ -135,6 +142,7 @@ class BridgeStats:
     invocation_errors: int = 0
     resubscriptions: int = 0
     send_failures: int = 0
+    held_back: int = 0  # times a send waited for room in a queue (see `_wait_for_room`)
     # Records handled without failure, per function (several functions share one bridge).
     records_ok_by_function: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -149,6 +157,28 @@ class BridgeStats:
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+
+class QueueDepths:
+    """How many messages the bridge has put in each queue and not yet seen deleted: the sends it
+    made minus the deletes its pollers made. Messages that SQS moves to a DLQ are never seen
+    deleted, so a depth that stays at the limit is re-read from SQS (see `RulesBridge._wait_for_room`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth: dict[str, int] = {}
+
+    def add(self, url: str, count: int) -> None:
+        with self._lock:
+            self._depth[url] = max(0, self._depth.get(url, 0) + count)
+
+    def set(self, url: str, depth: int) -> None:
+        with self._lock:
+            self._depth[url] = depth
+
+    def get(self, url: str) -> int:
+        with self._lock:
+            return self._depth.get(url, 0)
 
 
 class UsageSink(Protocol):
@@ -174,8 +204,12 @@ class QueuePoller:
         handler: Handler,
         stats: BridgeStats,
         usage: UsageSink | None = None,
+        depths: QueueDepths | None = None,
+        settler: ThreadPoolExecutor | None = None,
     ) -> None:
         self._sqs = aws.client(target, "sqs")
+        self._depths = depths or QueueDepths()
+        self._settler = settler
         self.consumer = consumer
         self._url = queue_url
         self.handler = handler
@@ -188,41 +222,31 @@ class QueuePoller:
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         """Up to `batch_size` messages: SQS hands out at most 10 a call, so keep receiving until
-        the batch is full or the batching window has passed (as the event source mapping does)."""
+        the batch is full, the queue has nothing more at once, or the batching window has passed.
+        An empty queue is long-polled (never spun on: each receive costs the moto server a walk
+        over the queue's messages)."""
         definition = self.consumer.queue
         deadline = time.monotonic() + definition.batch_window_s
         batch: list[dict[str, Any]] = []
         while len(batch) < definition.batch_size:
             remaining = deadline - time.monotonic()
+            if batch and remaining <= 0:
+                break
             received = self._sqs.receive_message(
                 QueueUrl=self._url,
                 MaxNumberOfMessages=min(SQS_RECEIVE_LIMIT, definition.batch_size - len(batch)),
-                WaitTimeSeconds=max(0, min(definition.batch_window_s, int(remaining))) if not batch else 0,
+                WaitTimeSeconds=0 if batch else LONG_POLL_S,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
-            batch += received
-            if not received or remaining <= 0:
+            if not received:
                 break
+            batch += received
         return batch
 
-    def poll_once(self) -> int:
-        """Receive one batch and invoke the handler; returns the number of messages received."""
-        received = self._receive_batch()
-        if not received:
-            return 0
-        event = sqs_event(received, self._arn, self._region)
+    def _settle(self, received: list[dict[str, Any]], failed: set[str], invocation_errors: int) -> None:
+        """Delete what the function handled; make what failed visible again soon."""
         function = self.consumer.function
-        started = time.perf_counter()
-        invocation_errors = 0
-        try:
-            response = self.handler(event, LambdaContext(function.name, function.memory_mb))
-            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
-        except Exception:
-            invocation_errors = 1
-            failed = {m["MessageId"] for m in received}
-        if self._usage is not None:
-            self._usage.lambda_invocation(time.perf_counter() - started, function.memory_mb)
         done = [m for m in received if m["MessageId"] not in failed]
         for start in range(0, len(done), SQS_BATCH_LIMIT):
             chunk = done[start : start + SQS_BATCH_LIMIT]
@@ -230,6 +254,7 @@ class QueuePoller:
                 QueueUrl=self._url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
+            self._depths.add(self._url, -len(chunk))
         retry = [m for m in received if m["MessageId"] in failed]
         for start in range(0, len(retry), SQS_BATCH_LIMIT):
             chunk = retry[start : start + SQS_BATCH_LIMIT]
@@ -251,6 +276,29 @@ class QueuePoller:
             records_ok=len(done),
             records_failed=len(failed),
         )
+
+    def poll_once(self) -> int:
+        """Receive one batch and invoke the handler; returns the number of messages received."""
+        received = self._receive_batch()
+        if not received:
+            return 0
+        event = sqs_event(received, self._arn, self._region)
+        function = self.consumer.function
+        started = time.perf_counter()
+        invocation_errors = 0
+        try:
+            response = self.handler(event, LambdaContext(function.name, function.memory_mb))
+            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
+        except Exception:
+            invocation_errors = 1
+            failed = {m["MessageId"] for m in received}
+        if self._usage is not None:
+            self._usage.lambda_invocation(time.perf_counter() - started, function.memory_mb)
+        if self._settler is None:
+            self._settle(received, failed, invocation_errors)
+        else:
+            # As Lambda's pollers do, the deletes run beside the next invocation, not before it.
+            self._settler.submit(self._settle, received, failed, invocation_errors)
         return len(received)
 
 
@@ -290,6 +338,8 @@ class RulesBridge:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._outgoing: queue.Queue[_Pending] = queue.Queue()
+        self._depths = QueueDepths()
+        self._settler = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules-bridge-settle")
         # One poller per unit of the mapping's concurrency; all of a consumer's pollers share one
         # handler, as the warm instances of one function share its code.
         self._pollers: list[QueuePoller] = []
@@ -297,7 +347,14 @@ class RulesBridge:
             handler = (handlers or {}).get(consumer.function.name) or load_handler(consumer.function)
             self._pollers += [
                 QueuePoller(
-                    target, consumer, queue_urls[consumer.queue.local_name], handler, self.stats, usage
+                    target,
+                    consumer,
+                    queue_urls[consumer.queue.local_name],
+                    handler,
+                    self.stats,
+                    usage,
+                    self._depths,
+                    self._settler,
                 )
                 for _ in range(min(consumer.max_concurrency, LOCAL_POLLERS))
             ]
@@ -407,9 +464,41 @@ class RulesBridge:
             for url, items in by_queue.items():
                 self._send(url, items)
 
+    def _wait_for_room(self, url: str, count: int) -> None:
+        """Hold the send while the queue already has `LOCAL_QUEUE_DEPTH` messages.
+
+        moto's SQS walks every message of a queue on each receive, delete and visibility change,
+        so a backlog of 10,000 messages makes each call 10,000 times slower. Held back, the
+        messages wait unacknowledged in mosquitto (which queues up to 100,000 for the bridge) until
+        the functions catch up; nothing is lost, and in AWS there is no such limit.
+        """
+        waited_since: float | None = None
+        while not self._stop.is_set() and self._depths.get(url) + count > LOCAL_QUEUE_DEPTH:
+            self.stats.add(held_back=1)
+            waited_since = waited_since or time.monotonic()
+            if time.monotonic() - waited_since > RESYNC_AFTER_S:
+                self._resync_depth(url)
+                waited_since = time.monotonic()
+            time.sleep(0.02)
+
+    def _resync_depth(self, url: str) -> None:
+        try:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        except Exception:
+            return
+        self._depths.set(
+            url,
+            int(attributes["ApproximateNumberOfMessages"])
+            + int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
     def _send(self, url: str, items: list[_Pending]) -> None:
         """SendMessageBatch with a few quick retries of what failed (the moto server restarting, a
         busy moment); what still fails stays unacknowledged for the broker to deliver again."""
+        self._wait_for_room(url, len(items))
         for attempt in range(SEND_ATTEMPTS):
             try:
                 response = self._sqs.send_message_batch(
@@ -426,6 +515,7 @@ class RulesBridge:
                     chunks = -(-len(items[i].body.encode()) // SQS_BILLING_CHUNK)
                     self._usage.record("sqs", "SendMessage (IoT rule action)", {"sqs_requests": chunks})
             self.stats.add(forwarded=len(sent))
+            self._depths.add(url, len(sent))
             items = [item for i, item in enumerate(items) if i not in sent]
             if not items:
                 return
@@ -461,4 +551,5 @@ class RulesBridge:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        self._settler.shutdown(wait=True)
         self._client.stop()

@@ -48,6 +48,24 @@ def acl_text(tenants: Iterable[TenantDefinition]) -> str:
     return "\n".join(lines)
 
 
+def acl_with_tenant(acl: str, tenant_id: str, device_ids: Iterable[str]) -> str:
+    """`acl` with the tenant's device users replaced by `device_ids` (none: the tenant is gone).
+
+    For `hemera tenant apply|offboard --local`, which changes one tenant of a running local cloud
+    whose ACL holds the others; the blocks are the ones `acl_text` writes."""
+    kept: list[list[str]] = []
+    for block in acl.strip().split("\n\n"):
+        lines = block.splitlines()
+        user = next((line.removeprefix("user ") for line in lines if line.startswith("user ")), None)
+        if user is None or not user.startswith(f"{tenant_id}:"):
+            kept.append(lines)
+    for device_id in sorted(device_ids):
+        kept.append(
+            [f"user {thing_name(tenant_id, device_id)}", f"topic readwrite hemera/{tenant_id}/{device_id}/#"]
+        )
+    return "\n\n".join("\n".join(lines) for lines in kept) + "\n"
+
+
 def mosquitto_binary() -> str:
     for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
         if candidate and Path(candidate).exists():

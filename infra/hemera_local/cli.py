@@ -17,11 +17,13 @@ from rich.table import Table
 from hemera_local.cloud import REPO_ROOT, LocalCloud, LocalCloudConfig, LocalCloudState, stop_recorded
 from hemera_local.fleet import fleet_command
 from hemera_local.quarantine_cli import quarantine_app
+from hemera_local.tenant_cli import tenant_app
 
 app = typer.Typer(help="Hemera Cloud: the offline local cloud and the demo.", no_args_is_help=True)
 local = typer.Typer(help="The local cloud: moto, mosquitto (mTLS), rules bridge, scheduler, portal API.")
 app.add_typer(local, name="local")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(tenant_app, name="tenant")
 # The functions running in-process log to a file (see LocalCloudConfig.function_log), so the
 # console writes to the real terminal; a pipe gets a width that fits the demo table.
 console = Console(file=sys.__stdout__, width=None if sys.__stdout__ and sys.__stdout__.isatty() else 160)

@@ -17,10 +17,13 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from moto import backends
+from moto.core.utils import camelcase_to_underscores, unix_time
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.sqs.models import Message, Queue, SQSBackend
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from hemera_local.usage import UsageCounter, UsageMiddleware
@@ -28,8 +31,76 @@ from hemera_local.usage import UsageCounter, UsageMiddleware
 USAGE_PATH = "/_hemera/usage"
 
 
+def retention_check(backend: SQSBackend, queue_name: str, message: Message) -> bool:
+    """moto 5.2's `is_message_valid_based_on_retention_period`, without its cost: moto computes
+    every attribute of the queue (walking all its messages three times) for each message it hands
+    out, which made a receive from a queue of n messages O(n^2). Same rule, read directly."""
+    retention_s = int(getattr(backend.get_queue(queue_name), "message_retention_period"))  # noqa: B009 (set by moto from the attribute name)
+    return retention_s + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
+
+
+# moto's own implementations, kept to compare the shims against (tests) before they replace them.
+MOTO_QUEUE_ATTRIBUTES: property = Queue.__dict__["attributes"]
+MOTO_RETENTION_CHECK = SQSBackend.is_message_valid_based_on_retention_period
+
+
+class QueueAttributes(Mapping[str, Any]):
+    """moto 5.2's `Queue.attributes`, computed per key on access. moto builds the whole dict —
+    including approximate message counts, each a walk over every message of the queue — whenever
+    it needs one attribute (ContentBasedDeduplication on every message sent, MessageRetentionPeriod
+    on every message received), which made each call O(queue depth). Same keys, same values."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        names = list(Queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += Queue.FIFO_ATTRIBUTES
+        if getattr(queue, "kms_master_key_id", None):
+            names += Queue.KMS_ATTRIBUTES
+        if queue.policy:
+            names.append("Policy")
+        if queue.redrive_policy:
+            names.append("RedrivePolicy")
+        self._names = dict.fromkeys(names)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        if name == "Policy" and self._queue.policy:
+            return self._queue.policy
+        if name == "RedrivePolicy" and self._queue.redrive_policy:
+            return json.dumps(self._queue.redrive_policy)
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+_MOTO_MODULES = tuple(backends.list_of_moto_modules())
+
+
+def _moto_modules() -> tuple[str, ...]:
+    """moto's service folders, listed once: moto lists its package directory on every request."""
+    return _MOTO_MODULES
+
+
+def patch_moto() -> None:
+    """Performance shims for the local cloud's moto server; each keeps moto's behaviour."""
+    setattr(SQSBackend, "is_message_valid_based_on_retention_period", retention_check)  # noqa: B010
+    setattr(backends, "list_of_moto_modules", _moto_modules)  # noqa: B010
+    setattr(Queue, "attributes", property(QueueAttributes))  # noqa: B010
+
+
 def counted_app(counter: UsageCounter) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
     """moto behind the usage middleware, plus the usage endpoint."""
+    patch_moto()
     moto = UsageMiddleware(DomainDispatcherApplication(create_backend_app), counter)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

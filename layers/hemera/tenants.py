@@ -30,7 +30,15 @@ LoadClass = Literal["industry", "commerce", "office"]
 
 
 class InvalidTenantFile(HemeraError):
+    """A tenant file that cannot be used: `problems` holds (path inside the file, reason) pairs,
+    the path written as in the file (`meters[3].ct_ratio`)."""
+
     reason = "invalid_tenant_file"
+
+    def __init__(self, file: Path, problems: list[tuple[str, str]]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        super().__init__(f"{file}: " + "; ".join(f"{where}: {why}" for where, why in problems))
 
 
 def _zone(name: str) -> str:
@@ -41,12 +49,86 @@ def _zone(name: str) -> str:
     return name
 
 
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    street: str = Field(min_length=1)
+    city: str = Field(min_length=1)
+    region: str | None = None  # state, province
+    postal_code: str | None = None
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    # A plausibility check, not RFC 5322: catches a phone number typed into the e-mail field.
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()-]{6,20}$")
+
+
 class Customer(BaseModel):
+    """A C&I customer of the tenant, with its registration data (the Customer Database)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Id
     name: str
     load_class: LoadClass = "industry"
+    # The customer's tax or company registration number as the country writes it (CNPJ, ABN…).
+    tax_id: str | None = Field(default=None, min_length=1, max_length=40)
+    address: Address | None = None
+    contact: Contact | None = None
+
+
+class Tariff(BaseModel):
+    """A tariff a meter is billed under; its time-of-use posts come with the billing issue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    name: str = Field(min_length=1)
+    # Name of the time-of-use schedule (posts and hours) this tariff uses, once billing has them.
+    tou_schedule: str | None = None
+
+
+class VeeOverrides(BaseModel):
+    """The tenant's changes to the platform's VEE defaults (typed now, applied by the VEE issue)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spike_factor: float | None = Field(default=None, gt=1)
+    max_estimated_gap_intervals: int | None = Field(default=None, ge=0)
+    estimation_methods: tuple[Literal["linear", "like_day", "profile"], ...] | None = None
+
+
+class AlarmOverrides(BaseModel):
+    """The tenant's changes to the platform's alarm defaults (typed now, applied by the alarms issue)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    demand_exceeded_margin: float | None = Field(default=None, ge=0, le=1)
+    power_factor_below: float | None = Field(default=None, gt=0, le=1)
+    disabled: tuple[str, ...] = ()
+
+
+class ExportSchedule(BaseModel):
+    """A billing export the tenant receives (placeholder until the billing issue runs it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    format: Literal["csv", "nem12", "green_button"]
+    # Day of the month the previous period is exported (1-28: exists in every month).
+    day_of_month: int = Field(ge=1, le=28)
+
+
+class NotificationChannel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["email", "webhook"]
+    target: str = Field(min_length=1)
 
 
 class Rtu(BaseModel):
@@ -89,6 +171,9 @@ class MeterDef(BaseModel):
     # ct_ratio x vt_ratio (e.g. CT 400/5 = 80). Direct-connected meters keep 1.
     ct_ratio: Ratio = Decimal(1)
     vt_ratio: Ratio = Decimal(1)
+    # The demand the customer contracted, kW (alarms and billing compare measured demand to it).
+    contracted_demand_kw: Decimal | None = Field(default=None, gt=0)
+    tariff: Id | None = None
 
     @property
     def multiplier(self) -> Decimal:
@@ -102,24 +187,45 @@ class TenantDefinition(BaseModel):
     name: str
     country: str = Field(pattern=r"^[A-Z]{2}$")
     timezone: Annotated[str, AfterValidator(_zone)]
+    # Nominal supply voltage (phase-to-neutral, V) of the tenant's low-voltage network.
+    nominal_voltage_v: float | None = Field(default=None, gt=0, le=1_000_000)
+    tariffs: tuple[Tariff, ...] = ()
+    vee: VeeOverrides | None = None
+    alarms: AlarmOverrides | None = None
+    exports: tuple[ExportSchedule, ...] = ()
+    notifications: tuple[NotificationChannel, ...] = ()
     customers: tuple[Customer, ...]
     rtus: tuple[Rtu, ...]
     meters: tuple[MeterDef, ...]
 
     @model_validator(mode="after")
     def _references(self) -> TenantDefinition:
-        for kind, items in (("customer", self.customers), ("rtu", self.rtus), ("meter", self.meters)):
-            ids = [i.id for i in items]
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            if dupes:
-                raise ValueError(f"duplicate {kind} ids: {', '.join(dupes)}")
+        problems = []
+        id_lists: dict[str, list[str]] = {
+            "tariffs": [t.id for t in self.tariffs],
+            "customers": [c.id for c in self.customers],
+            "rtus": [r.id for r in self.rtus],
+            "meters": [m.id for m in self.meters],
+            "exports": [e.id for e in self.exports],
+        }
+        for kind, ids in id_lists.items():
+            seen: set[str] = set()
+            for index, item_id in enumerate(ids):
+                if item_id in seen:
+                    problems.append(f"{kind}[{index}].id: duplicate id {item_id}")
+                seen.add(item_id)
         customers = {c.id for c in self.customers}
         rtus = {r.id for r in self.rtus}
-        for meter in self.meters:
+        tariffs = {t.id for t in self.tariffs}
+        for index, meter in enumerate(self.meters):
             if meter.customer not in customers:
-                raise ValueError(f"meter {meter.id} names unknown customer {meter.customer}")
+                problems.append(f"meters[{index}].customer: unknown customer {meter.customer}")
             if meter.rtu not in rtus:
-                raise ValueError(f"meter {meter.id} names unknown rtu {meter.rtu}")
+                problems.append(f"meters[{index}].rtu: unknown rtu {meter.rtu}")
+            if meter.tariff is not None and meter.tariff not in tariffs:
+                problems.append(f"meters[{index}].tariff: unknown tariff {meter.tariff}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -133,19 +239,39 @@ class TenantDefinition(BaseModel):
         return tuple(m for m in self.meters if m.rtu == rtu_id)
 
 
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as written in the file: `meters[3].ct_ratio`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "<root>"
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for e in error.errors():
+        cause = e.get("ctx", {}).get("error")
+        if not e["loc"] and isinstance(cause, ValueError):
+            # A cross-reference check: its message already lists `path: reason` pairs.
+            for item in str(cause).split("; "):
+                where, _, why = item.partition(": ")
+                problems.append((where, why) if why else ("<root>", item))
+        else:
+            reason = str(cause) if isinstance(cause, ValueError) else e["msg"]
+            problems.append((field_path(e["loc"]), reason))
+    return problems
+
+
 def load_tenant_file(path: Path) -> TenantDefinition:
     try:
         document = yaml.safe_load(path.read_text())
         tenant = TenantDefinition.model_validate(document)
     except yaml.YAMLError as exc:
-        raise InvalidTenantFile(f"{path}: not YAML: {exc}") from exc
+        raise InvalidTenantFile(path, [("<root>", f"not YAML: {exc}")]) from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidTenantFile(f"{path}: {problems}") from exc
+        raise InvalidTenantFile(path, _problems(exc)) from exc
     if tenant.id != path.stem:
-        raise InvalidTenantFile(f"{path}: id {tenant.id!r} must equal the file name {path.stem!r}")
+        raise InvalidTenantFile(path, [("id", f"{tenant.id!r} must equal the file name {path.stem!r}")])
     return tenant
 
 

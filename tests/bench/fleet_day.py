@@ -296,9 +296,22 @@ def main() -> None:
             f"raw moto BatchWriteItem: {batch_write_rate:,.0f} items/s; raw mosquitto QoS1: {publish_rate:,.0f} msg/s"
         )
 
-        # Time every port of the ingest service inside the translate function
+        # Time every port of the ingest service inside the translate function, and its batches
         phases = PhaseTimes()
-        module = __import__("sys").modules[load_handler(TRANSLATE_FUNCTION).__module__]
+        translate_handler = load_handler(TRANSLATE_FUNCTION)
+        module = __import__("sys").modules[translate_handler.__module__]
+        batch_sizes: list[int] = []
+        batch_seconds: list[float] = []
+
+        def measured_translate(event: dict[str, Any], context: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return translate_handler(event, context)
+            finally:
+                batch_sizes.append(len(event["Records"]))
+                batch_seconds.append(time.perf_counter() - started)
+
+        cloud.bridge.replace_handler(TRANSLATE_FUNCTION.name, measured_translate)
         ports = module._ports()
         for name, obj, method in (
             ("ledger.seen", ports.ledger, "seen"),
@@ -326,10 +339,15 @@ def main() -> None:
         done = translated.get(TRANSLATE_FUNCTION.name, 0) - before
         stats = cloud.bridge.stats
 
+        translate_batches = {
+            "count": len(batch_sizes),
+            "mean_size": round(sum(batch_sizes) / max(1, len(batch_sizes)), 1),
+            "seconds_in_handler": round(sum(batch_seconds), 2),
+            "mean_seconds": round(sum(batch_seconds) / max(1, len(batch_seconds)), 3),
+        }
+        usage = cloud.usage()  # before the checks below read the store back
         items, intervals, total, ddb_stored = scan_store(cloud.target, READINGS_TABLE.local_name)
         raw_objects, raw_bytes = s3_bytes(cloud.target, RAW_BUCKET.local_name)
-        cloud.bridge_usage.record_storage(s3_bytes=raw_bytes, dynamodb_bytes=ddb_stored)
-        usage = cloud.usage()
         usage["s3_stored_bytes"], usage["dynamodb_stored_bytes"] = raw_bytes, ddb_stored
 
     channels = 1 if args.model == "canonical" else 4
@@ -384,6 +402,9 @@ def main() -> None:
             "invocations": stats.invocations,
             "records_failed": stats.records_failed,
             "invocation_errors": stats.invocation_errors,
+            "forwarded": stats.forwarded,
+            "held_back_waits": stats.held_back,
+            "translate_batches": translate_batches,
         },
         "translate_phases_s": {k: round(v, 2) for k, v in sorted(phases.seconds.items())},
         "translate_phase_calls": phases.calls,
@@ -392,6 +413,7 @@ def main() -> None:
             "lines": [asdict(line) for line in lines],
             "run_usd": total_usd(lines),
             "per_meter_month_usd": per_meter_month(lines, scenario),
+            "per_meter_month_measured_only_usd": per_meter_month([x for x in lines if x.measured], scenario),
             "prices": str(Path("bench") / "prices.yaml"),
         },
     }
@@ -417,6 +439,10 @@ def main() -> None:
     )
     print()
     print(format_table(lines, scenario))
+    print(
+        "cost per meter-month of the measured lines only (without the modelled IoT connectivity): "
+        f"${result['cost']['per_meter_month_measured_only_usd']:.6f}"
+    )
     print(f"\nresults: {args.out}")
 
 

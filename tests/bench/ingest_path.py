@@ -1,8 +1,8 @@
 """Benchmark (`make bench`), not a test: the translate function's throughput on moto.
 
 Feeds N envelopes of one meter-day (96 intervals x 4 channels) through the translate handler in
-SQS batches of 10, as Lambda would receive them, on in-process moto; prints envelopes/s,
-intervals/s and DynamoDB items written. Then redelivers everything once to measure the cost of an
+SQS batches of the telemetry queue's batch size, as Lambda would receive them, on in-process moto
+(no HTTP, no broker: the function alone); prints envelopes/s and intervals/s. Then redelivers everything once to measure the cost of an
 at-least-once duplicate (no writes expected).
 """
 

@@ -134,3 +134,78 @@ def test_a_partial_range_another_channel_and_a_day_without_data(api):
 def test_health_needs_no_key(api):
     client, _ = api
     assert json.loads(get(client, "/v1/health").body) == {"status": "ok"}
+
+
+def test_customers_and_meters_are_listed_a_page_at_a_time(api):
+    client, keys = api
+    key = keys["sul-energia"]
+    seen, cursor = [], None
+    while True:
+        query = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        body = json.loads(get(client, "/v1/meters", key, **query).body)
+        seen.append([m["id"] for m in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [["sul-m-1001", "sul-m-1002"], ["sul-m-1003"]]
+    body = json.loads(get(client, "/v1/meters", key, customer_id="hospital-norte").body)
+    assert body == {
+        "items": [
+            {
+                "id": "sul-m-1003",
+                "customer_id": "hospital-norte",
+                "rtu_id": "rtu-poa-01",
+                "model": "hd500",
+                "protocol": "dlms",
+                "multiplier": 1,
+            }
+        ],
+        "next_cursor": None,
+    }
+    names = [c["name"] for c in json.loads(get(client, "/v1/customers", key).body)["items"]]
+    assert names == ["Hospital Norte", "Metalurgica Sul Ltda", "Shopping Centro"]
+
+
+@pytest.mark.parametrize(
+    "query", [{"limit": "0"}, {"limit": "201"}, {"limit": "ten"}, {"cursor": "bm90LWEtY3Vyc29y"}]
+)
+def test_bad_limits_and_cursors_are_400(api, query):
+    client, keys = api
+    response = get(client, "/v1/customers", keys["sul-energia"], **query)
+    assert response.status_code == 400
+
+
+def test_a_single_resource_has_an_etag_and_answers_304_to_it(api):
+    client, keys = api
+    headers = {"x-api-key": keys["coastal-power"]}
+    first = client.http.get("/v1/customers/harbour-offices", headers=headers)
+    assert json.loads(first.body)["tax_id"] == "51 824 753 556"
+    etag = first.headers["ETag"]
+    again = client.http.get(
+        "/v1/customers/harbour-offices", headers=headers | {"If-None-Match": f'W/{etag}, "x"'}
+    )
+    assert (again.status_code, again.body, again.headers["ETag"]) == (304, b"", etag)
+    other = client.http.get("/v1/meters/cp-m-2001", headers=headers | {"If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["ETag"] != etag
+
+
+def test_the_request_id_is_echoed_or_made(api):
+    client, keys = api
+    mine = client.http.get(
+        "/v1/meters", headers={"x-api-key": keys["sul-energia"], "x-request-id": "portal-42"}
+    )
+    assert mine.headers["x-request-id"] == "portal-42"
+    made = client.http.get("/v1/meters/nope", headers={"x-request-id": "bad id\nwith newline"})
+    assert made.status_code == 401 and made.headers["x-request-id"] not in ("", "bad id\nwith newline")
+
+
+def test_a_customer_users_key_sees_only_its_customers_meters(api, moto_cloud):
+    client, _ = api
+    key = issue_api_key(portal_ports(moto_cloud).keys, "sul-energia", "portal", customer_id="shopping-centro")
+    meters = json.loads(get(client, "/v1/meters", key).body)["items"]
+    assert [m["id"] for m in meters] == ["sul-m-1002"]
+    assert [c["id"] for c in json.loads(get(client, "/v1/customers", key).body)["items"]] == [
+        "shopping-centro"
+    ]
+    assert get(client, "/v1/meters/sul-m-1001/load-profile", key, **{"from": "2026-11-20"}).status_code == 404
+    assert get(client, "/v1/meters/sul-m-1002/load-profile", key, **{"from": "2026-11-20"}).status_code == 200

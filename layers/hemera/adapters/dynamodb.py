@@ -21,7 +21,7 @@ from pynamodb.models import Model
 from hemera.config import AwsTarget
 from hemera.domain.errors import ConcurrentUpdate
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit
-from hemera.domain.registry import Meter, Tenant
+from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.series import (
     SeriesColumns,
     SeriesKey,
@@ -33,8 +33,8 @@ from hemera.domain.series import (
     reading_of,
     to_columns,
 )
-from hemera.domain.tenancy import META_SK, TenantContext, series_sk
-from hemera.ports import Announce, LedgerEntry, MergeStats, SeriesChange, SeriesDay
+from hemera.domain.tenancy import META_SK, TenantContext, series_sk, validate_id
+from hemera.ports import Announce, ApiKeyGrant, LedgerEntry, MergeStats, Page, SeriesChange, SeriesDay
 
 # Optimistic locking: a concurrent writer of the same series makes our conditional put fail;
 # we re-read and merge again. Three rounds are plenty for one writer per meter.
@@ -99,6 +99,21 @@ class MeterRecord(Model):
     multiplier = UnicodeAttribute(default="1")  # a decimal string: exact
 
 
+class CustomerRecord(Model):
+    """A customer (`T#<t>#C#<customer>` / `META`) or its listing item (`T#<t>#INDEX` / `C#<customer>`)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant = UnicodeAttribute()
+    customer = UnicodeAttribute()
+    name = UnicodeAttribute()
+    load_class = UnicodeAttribute()
+    tax_id = UnicodeAttribute(null=True)
+
+
 class TenantRecord(Model):
     class Meta:
         table_name = "unbound"
@@ -132,9 +147,13 @@ class ApiKeyRecord(Model):
     tenant = UnicodeAttribute()
     name = UnicodeAttribute()
     created_at = UnicodeAttribute()
+    customer = UnicodeAttribute(null=True)  # scope `customer:<id>`; absent = the whole tenant
+    revoked_at = UnicodeAttribute(null=True)
 
 
 M = TypeVar("M", bound=Model)
+R = TypeVar("R", CustomerRecord, MeterRecord)
+L = TypeVar("L", Customer, Meter)
 
 
 def _bind(record: type[M], table_name: str, target: AwsTarget, host: str | None) -> type[M]:
@@ -149,6 +168,7 @@ class ReadingsModels:
     meter: type[MeterRecord]
     tenant: type[TenantRecord]
     ledger: type[LedgerRecord]
+    customer: type[CustomerRecord]
 
 
 @cache
@@ -159,6 +179,7 @@ def readings_models(table_name: str, target: AwsTarget, host: str | None) -> Rea
         _bind(MeterRecord, table_name, target, host),
         _bind(TenantRecord, table_name, target, host),
         _bind(LedgerRecord, table_name, target, host),
+        _bind(CustomerRecord, table_name, target, host),
     )
 
 
@@ -301,10 +322,82 @@ def _columns(item: SeriesDayRecord) -> SeriesColumns:
     )
 
 
+# Listing items. A GSI would do, but the table has none and listing a tenant's customers and
+# meters is rare (portal pages, onboarding): so each customer and meter also gets a small copy in
+# the tenant's `T#<t>#INDEX` partition, and a listing is one Query on it, in id order, with
+# DynamoDB's own pagination. `CM#<customer>#M#<meter>` lists one customer's meters the same way
+# (a `#` ends the customer id, so `acme` never matches `acme-corp`).
+_CUSTOMER_INDEX = "C#"
+_METER_INDEX = "M#"
+
+
+def _customer_meter_index(customer_id: str) -> str:
+    return f"CM#{validate_id(customer_id, 'customer')}#M#"
+
+
 class DynamoRegistry:
     def __init__(self, models: ReadingsModels) -> None:
         self._meter = models.meter
         self._tenant = models.tenant
+        self._customer = models.customer
+
+    def put_customers(self, ctx: TenantContext, customers: Sequence[Customer]) -> None:
+        records = []
+        for customer in customers:  # all checked before any write
+            if customer.tenant_id != ctx.tenant_id:
+                raise ValueError("a customer is registered only under its own tenant")
+            for pk, sk in (
+                (ctx.customer_pk(customer.id), META_SK),
+                (ctx.index_pk(), _CUSTOMER_INDEX + customer.id),
+            ):
+                records.append(
+                    self._customer(
+                        pk,
+                        sk,
+                        tenant=ctx.tenant_id,
+                        customer=customer.id,
+                        name=customer.name,
+                        load_class=customer.load_class,
+                        tax_id=customer.tax_id,
+                    )
+                )
+        with self._customer.batch_write() as batch:
+            for record in records:
+                batch.save(record)
+
+    def get_customer(self, ctx: TenantContext, customer_id: str) -> Customer | None:
+        try:
+            return _customer(self._customer.get(ctx.customer_pk(customer_id), META_SK))
+        except self._customer.DoesNotExist:
+            return None
+
+    def list_customers(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Customer]:
+        records = self._query_index(self._customer, ctx, _CUSTOMER_INDEX, cursor, limit)
+        return _page([_customer(r) for r in records], limit)
+
+    def list_meters(
+        self, ctx: TenantContext, cursor: str | None, limit: int, customer_id: str | None = None
+    ) -> Page[Meter]:
+        prefix = _METER_INDEX if customer_id is None else _customer_meter_index(customer_id)
+        records = self._query_index(self._meter, ctx, prefix, cursor, limit)
+        return _page([_meter(r) for r in records], limit)
+
+    def _query_index(
+        self, model: type[R], ctx: TenantContext, prefix: str, cursor: str | None, limit: int
+    ) -> list[R]:
+        """Up to limit + 1 listing items after `cursor` (the extra one tells if a page follows)."""
+        start = None
+        if cursor is not None:
+            start = {"pk": {"S": ctx.index_pk()}, "sk": {"S": prefix + validate_id(cursor, "cursor")}}
+        return list(
+            model.query(
+                ctx.index_pk(),
+                model.sk.startswith(prefix),
+                limit=limit + 1,
+                page_size=limit + 1,
+                last_evaluated_key=start,
+            )
+        )
 
     def put_tenant(self, tenant: Tenant) -> None:
         ctx = TenantContext(tenant.id)
@@ -325,20 +418,37 @@ class DynamoRegistry:
         return Tenant(record.tenant, record.name, record.country, record.timezone)
 
     def put_meter(self, ctx: TenantContext, meter: Meter) -> None:
-        self._record(ctx, meter).save()
+        self.put_meters(ctx, [meter])
 
     def put_meters(self, ctx: TenantContext, meters: Sequence[Meter]) -> None:
-        records = [self._record(ctx, meter) for meter in meters]  # all checked before any write
+        records = [  # all checked before any write
+            self._record(ctx, meter, pk, sk)
+            for meter in meters
+            for pk, sk in (
+                (ctx.meter_pk(meter.id), META_SK),
+                (ctx.index_pk(), _METER_INDEX + meter.id),
+                (ctx.index_pk(), _customer_meter_index(meter.customer_id) + meter.id),
+            )
+        ]
+        # A meter moved to another customer leaves its old customer's listing.
+        before = self.get_meters(ctx, [m.id for m in meters])
+        moved = [
+            (before[m.id].customer_id, m.id)
+            for m in meters
+            if m.id in before and before[m.id].customer_id != m.customer_id
+        ]
         with self._meter.batch_write() as batch:
             for record in records:
                 batch.save(record)
+            for old_customer, meter_id in moved:
+                batch.delete(self._meter(ctx.index_pk(), _customer_meter_index(old_customer) + meter_id))
 
-    def _record(self, ctx: TenantContext, meter: Meter) -> MeterRecord:
+    def _record(self, ctx: TenantContext, meter: Meter, pk: str, sk: str) -> MeterRecord:
         if meter.tenant_id != ctx.tenant_id:
             raise ValueError("a meter is registered only under its own tenant")
         return self._meter(
-            ctx.meter_pk(meter.id),
-            META_SK,
+            pk,
+            sk,
             tenant=ctx.tenant_id,
             meter=meter.id,
             model=meter.model,
@@ -390,6 +500,15 @@ def _ledger_sk(seq: int) -> str:
     return f"SEQ#{seq:012d}"
 
 
+def _customer(record: CustomerRecord) -> Customer:
+    return Customer(record.tenant, record.customer, record.name, record.load_class, record.tax_id)
+
+
+def _page(items: list[L], limit: int) -> Page[L]:
+    page = items[:limit]
+    return Page(page, page[-1].id if len(items) > limit else None)
+
+
 def _meter(record: MeterRecord) -> Meter:
     return Meter(
         record.tenant,
@@ -406,13 +525,29 @@ class DynamoApiKeys:
     def __init__(self, model: type[ApiKeyRecord]) -> None:
         self._model = model
 
-    def store(self, key_hash: str, tenant_id: str, name: str) -> None:
+    def store(self, key_hash: str, tenant_id: str, name: str, customer_id: str | None = None) -> None:
         self._model(
-            f"KEY#{key_hash}", tenant=tenant_id, name=name, created_at=datetime.now(UTC).isoformat()
+            f"KEY#{key_hash}",
+            tenant=tenant_id,
+            name=name,
+            created_at=datetime.now(UTC).isoformat(),
+            customer=customer_id,
         ).save()
 
-    def tenant_for(self, key_hash: str) -> str | None:
+    def grant_for(self, key_hash: str) -> ApiKeyGrant | None:
         try:
-            return str(self._model.get(f"KEY#{key_hash}").tenant)
+            record = self._model.get(f"KEY#{key_hash}", consistent_read=True)
         except self._model.DoesNotExist:
             return None
+        if record.revoked_at is not None:
+            return None
+        return ApiKeyGrant(str(record.tenant), record.customer)
+
+    def revoke(self, key_hash: str) -> bool:
+        try:
+            record = self._model.get(f"KEY#{key_hash}", consistent_read=True)
+        except self._model.DoesNotExist:
+            return False
+        if record.revoked_at is None:
+            record.update(actions=[ApiKeyRecord.revoked_at.set(datetime.now(UTC).isoformat())])
+        return True

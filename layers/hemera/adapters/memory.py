@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
+from typing import TypeVar
 
 from hemera.adapters.s3 import (
     archive_document,
@@ -19,7 +20,7 @@ from hemera.adapters.s3 import (
     quarantine_prefix,
 )
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading
-from hemera.domain.registry import Meter, Tenant
+from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.series import (
     SeriesKey,
     Slot,
@@ -28,16 +29,20 @@ from hemera.domain.series import (
     merge_slots,
     reading_of,
 )
-from hemera.domain.tenancy import TenantContext, series_sk
+from hemera.domain.tenancy import TenantContext, series_sk, validate_id
 from hemera.ports import (
     Announce,
+    ApiKeyGrant,
     ArchivedEnvelope,
     LedgerEntry,
     MergeStats,
+    Page,
     QuarantineRecord,
     SeriesChange,
     SeriesDay,
 )
+
+_Listed = TypeVar("_Listed", Customer, Meter)
 
 
 class MemoryReadingStore:
@@ -121,6 +126,31 @@ class MemoryRegistry:
     def __init__(self) -> None:
         self.tenants: dict[str, Tenant] = {}
         self.meters: dict[tuple[str, str], Meter] = {}
+        self.customers: dict[tuple[str, str], Customer] = {}
+
+    def put_customers(self, ctx: TenantContext, customers: Sequence[Customer]) -> None:
+        for customer in customers:
+            if customer.tenant_id != ctx.tenant_id:
+                raise ValueError("a customer is registered only under its own tenant")
+            ctx.customer_pk(customer.id)  # the same id check as the DynamoDB keys
+        for customer in customers:
+            self.customers[(ctx.tenant_id, customer.id)] = customer
+
+    def get_customer(self, ctx: TenantContext, customer_id: str) -> Customer | None:
+        return self.customers.get((ctx.tenant_id, customer_id))
+
+    def list_customers(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Customer]:
+        return _page([c for (t, _), c in sorted(self.customers.items()) if t == ctx.tenant_id], cursor, limit)
+
+    def list_meters(
+        self, ctx: TenantContext, cursor: str | None, limit: int, customer_id: str | None = None
+    ) -> Page[Meter]:
+        meters = [
+            m
+            for (t, _), m in sorted(self.meters.items())
+            if t == ctx.tenant_id and customer_id in (None, m.customer_id)
+        ]
+        return _page(meters, cursor, limit)
 
     def put_tenant(self, tenant: Tenant) -> None:
         self.tenants[tenant.id] = tenant
@@ -145,16 +175,33 @@ class MemoryRegistry:
         return {m: meter for m, meter in found.items() if meter is not None}
 
 
+def _page(items: Sequence[_Listed], cursor: str | None, limit: int) -> Page[_Listed]:
+    """`items` (in id order) after `cursor`, `limit` at most, like a DynamoDB Query page."""
+    if cursor is not None:
+        validate_id(cursor, "cursor")  # like the DynamoDB registry: a cursor is an id
+    after = [i for i in items if cursor is None or i.id > cursor]
+    page = after[:limit]
+    return Page(page, page[-1].id if len(after) > limit else None)
+
+
 class MemoryApiKeys:
     def __init__(self) -> None:
-        self.keys: dict[str, tuple[str, str]] = {}
+        # hash -> (grant, name, revoked)
+        self.keys: dict[str, tuple[ApiKeyGrant, str, bool]] = {}
 
-    def store(self, key_hash: str, tenant_id: str, name: str) -> None:
-        self.keys[key_hash] = (tenant_id, name)
+    def store(self, key_hash: str, tenant_id: str, name: str, customer_id: str | None = None) -> None:
+        self.keys[key_hash] = (ApiKeyGrant(tenant_id, customer_id), name, False)
 
-    def tenant_for(self, key_hash: str) -> str | None:
+    def grant_for(self, key_hash: str) -> ApiKeyGrant | None:
         entry = self.keys.get(key_hash)
-        return entry[0] if entry else None
+        return entry[0] if entry and not entry[2] else None
+
+    def revoke(self, key_hash: str) -> bool:
+        if key_hash not in self.keys:
+            return False
+        grant, name, _ = self.keys[key_hash]
+        self.keys[key_hash] = (grant, name, True)
+        return True
 
 
 class MemoryRawArchive:

@@ -92,5 +92,11 @@ class MeterNotFound(HemeraError):
     reason = "meter_not_found"
 
 
+class CustomerNotFound(HemeraError):
+    """Unknown customer, another tenant's, or outside a customer-scoped caller's reach (BOLA)."""
+
+    reason = "customer_not_found"
+
+
 class InvalidQuery(HemeraError):
     reason = "invalid_query"

@@ -1,4 +1,4 @@
-"""What the platform knows about tenants and meters (registered from the tenant files)."""
+"""What the platform knows about tenants, customers and meters (registered from the tenant files)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,16 @@ class Meter:
     customer_id: str
     # CT ratio x VT ratio: the factor from what the meter counts to what the customer uses.
     multiplier: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A C&I customer of a tenant, with its registration data from the tenant file."""
+
+    tenant_id: str
+    id: str
+    name: str
+    # industry / commerce / office: the load shape the tenant declared for the customer.
+    load_class: str
+    # Tax or company registration number (CNPJ, ABN…), when the tenant file gives one.
+    tax_id: str | None = None

@@ -45,6 +45,13 @@ class TenantContext:
     def meter_pk(self, meter_id: str) -> str:
         return f"{self.key_prefix}M#{validate_id(meter_id, 'meter')}"
 
+    def customer_pk(self, customer_id: str) -> str:
+        return f"{self.key_prefix}C#{validate_id(customer_id, 'customer')}"
+
+    def index_pk(self) -> str:
+        """The tenant's listing partition: one small item per customer and meter (no GSI needed)."""
+        return f"{self.key_prefix}INDEX"
+
     def device_pk(self, device_id: str) -> str:
         return f"{self.key_prefix}D#{validate_id(device_id, 'device')}"
 

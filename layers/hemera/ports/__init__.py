@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from hemera.domain.readings import Channel, IntervalReading
-from hemera.domain.registry import Meter, Tenant
+from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext
 
 
@@ -82,8 +82,37 @@ class ReadingStore(Protocol):
         ...
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing in id order; `next_cursor` (the last id of the page) is None on the
+    last page. Pass it back as `cursor` for the page after it."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
 class Registry(Protocol):
     def put_tenant(self, tenant: Tenant) -> None: ...
+
+    def put_customers(self, ctx: TenantContext, customers: Sequence[Customer]) -> None:
+        """Register (or update) customers of the tenant; each must belong to `ctx`'s tenant."""
+        ...
+
+    def get_customer(self, ctx: TenantContext, customer_id: str) -> Customer | None: ...
+
+    def list_customers(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Customer]:
+        """The tenant's customers in id order, after `cursor`, at most `limit` of them."""
+        ...
+
+    def list_meters(
+        self, ctx: TenantContext, cursor: str | None, limit: int, customer_id: str | None = None
+    ) -> Page[Meter]:
+        """The tenant's meters (only those of `customer_id` when given) in id order, after
+        `cursor`, at most `limit` of them."""
+        ...
 
     def get_tenant(self, ctx: TenantContext) -> Tenant | None: ...
 
@@ -100,10 +129,25 @@ class Registry(Protocol):
         ...
 
 
-class ApiKeyStore(Protocol):
-    def store(self, key_hash: str, tenant_id: str, name: str) -> None: ...
+@dataclass(frozen=True, slots=True)
+class ApiKeyGrant:
+    """What a live API key grants: a tenant, and within it one customer when the key is scoped
+    (`customer:<id>`, a customer user's portal); None = the whole tenant."""
 
-    def tenant_for(self, key_hash: str) -> str | None: ...
+    tenant_id: str
+    customer_id: str | None = None
+
+
+class ApiKeyStore(Protocol):
+    def store(self, key_hash: str, tenant_id: str, name: str, customer_id: str | None = None) -> None: ...
+
+    def grant_for(self, key_hash: str) -> ApiKeyGrant | None:
+        """The grant of a stored, unrevoked key; None for unknown or revoked keys."""
+        ...
+
+    def revoke(self, key_hash: str) -> bool:
+        """Revoke a key for good (the record stays, marked, for audit); False if unknown."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

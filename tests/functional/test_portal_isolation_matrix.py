@@ -1,0 +1,134 @@
+"""Isolation matrix: every route and method of `api_spec/openapi.yaml` (so a route added later is
+covered without touching this file), called for objects of *another* tenant or customer, and with
+missing, forged and revoked keys. Nothing may succeed: objects that exist elsewhere are 404 (never
+403: the caller must not learn they exist), bad credentials 401, and listings leak no foreign id.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from urllib.parse import urlencode
+
+import pytest
+import yaml
+from chalice.test import Client
+
+from hemera.services.access import hash_api_key, issue_api_key, revoke_api_key
+from hemera.wiring import portal_ports
+from tests.conftest import REPO_ROOT
+from tests.openapi_contract import SPEC, assert_conforms
+
+BASE = "http://127.0.0.1:8000"
+OWNER, OTHER_TENANT = "coastal-power", "sul-energia"
+# Objects of the owner tenant, all of one customer, by the parameter name that addresses them.
+TARGETS = {"meter_id": "cp-m-2001", "customer_id": "harbour-offices"}
+# What the owner's other customers and the other tenant own: never in a foreign caller's answer.
+OWNER_OTHER_CUSTOMER = "bayside-cold-store"
+
+
+def operations():
+    document = yaml.safe_load(SPEC.read_text())
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security", document["security"]):
+                yield path, method.upper(), operation
+
+
+OPERATIONS = list(operations())
+
+
+def request_for(path, operation):
+    """Path and query with every id parameter pointing at the owner's objects and every other
+    required parameter filled from the spec's example."""
+    query = {}
+    for param in operation.get("parameters", []):
+        if "$ref" in param:
+            continue  # shared optional parameters (cursor, limit, headers)
+        name = param["name"]
+        if name in TARGETS:
+            value = TARGETS[name]
+        elif param.get("required"):
+            examples = param.get("examples") or {}
+            assert examples, f"{path}: give required parameter {name!r} an example in the spec"
+            value = next(iter(examples.values()))["value"]
+        else:
+            continue
+        if param["in"] == "path":
+            path = path.replace("{" + name + "}", value)
+        elif param["in"] == "query":
+            query[name] = value
+    assert "{" not in path, f"{path}: add the parameter to TARGETS so the matrix can fill it"
+    return path + ("?" + urlencode(query) if query else "")
+
+
+@pytest.fixture(scope="module")
+def portal():
+    spec = importlib.util.spec_from_file_location(
+        "portal_matrix_app", REPO_ROOT / "functions/portal_api/app.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["portal_matrix_app"] = module
+    spec.loader.exec_module(module)
+    return module.app
+
+
+@pytest.fixture
+def callers(moto_cloud, portal):
+    keys = portal_ports(moto_cloud).keys
+    revoked = issue_api_key(keys, OWNER, "revoked")
+    revoke_api_key(keys, revoked)
+    owner = issue_api_key(keys, OWNER, "owner")
+    found = {
+        "owner": owner,
+        "other tenant": issue_api_key(keys, OTHER_TENANT, "attacker"),
+        "other customer": issue_api_key(keys, OWNER, "customer user", customer_id=OWNER_OTHER_CUSTOMER),
+        "no key": None,
+        "forged key": "hmk_" + "A" * 32,
+        "stored hash as key": hash_api_key(owner),
+        "revoked key": revoked,
+    }
+    with Client(portal) as client:
+        yield client, found
+
+
+def call(client, method, url, key):
+    headers = {"x-api-key": key} if key else {}
+    response = client.http.request(method, url, headers=headers)
+    assert_conforms(BASE + url, headers, response.status_code, dict(response.headers), response.body)
+    return response
+
+
+def test_the_matrix_covers_the_routes_of_the_spec():
+    paths = {path for path, _, _ in OPERATIONS}
+    assert {
+        "/v1/customers/{customer_id}",
+        "/v1/meters/{meter_id}",
+        "/v1/meters/{meter_id}/load-profile",
+    } <= paths
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "operation"), OPERATIONS, ids=[f"{m} {p}" for p, m, _ in OPERATIONS]
+)
+def test_no_route_serves_anything_out_of_the_callers_reach(callers, path, method, operation):
+    client, keys = callers
+    url = request_for(path, operation)
+    # Control: the owner reaches the objects, so a 404 below is isolation, not a broken route.
+    assert call(client, method, url, keys["owner"]).status_code == 200
+    addresses_an_object = "{" in path
+    for who in ("no key", "forged key", "stored hash as key", "revoked key"):
+        response = call(client, method, url, keys[who])
+        assert response.status_code == 401, (who, url, response.body)
+        assert json.loads(response.body)["status"] == 401
+    for who in ("other tenant", "other customer"):
+        response = call(client, method, url, keys[who])
+        if addresses_an_object:
+            assert response.status_code == 404, (who, url, response.body)
+            assert response.headers["Content-Type"] == "application/problem+json"
+        else:  # a listing answers, with nothing of the owner's customer in it
+            assert response.status_code == 200, (who, url, response.body)
+            text = response.body.decode()
+            leaked = [v for v in TARGETS.values() if f'"{v}"' in text]
+            assert leaked == [], (who, url, leaked)

@@ -1,0 +1,113 @@
+"""Customers, listings and API-key scopes/revocation: the fakes and the DynamoDB adapters pass
+the same cases (as in test_store_contract), so the fakes cannot drift."""
+
+from __future__ import annotations
+
+import pytest
+
+from hemera.adapters.memory import MemoryApiKeys, MemoryRegistry
+from hemera.domain.errors import InvalidTenantId, Unauthenticated
+from hemera.domain.registry import Customer, Meter
+from hemera.domain.tenancy import TenantContext
+from hemera.services.access import authenticate, hash_api_key, issue_api_key, revoke_api_key
+from hemera.wiring import portal_ports
+
+ACME, CORP = TenantContext("acme"), TenantContext("acme-corp")
+
+
+@pytest.fixture(params=["memory", "aws"])
+def ports(request, moto_cloud):
+    if request.param == "memory":
+        return MemoryRegistry(), MemoryApiKeys()
+    portal = portal_ports(moto_cloud)
+    return portal.registry, portal.keys
+
+
+def meter(tenant: str, meter_id: str, customer: str) -> Meter:
+    return Meter(tenant, meter_id, "hx300", "modbus", "rtu-1", customer)
+
+
+def all_pages(list_page, limit):
+    """Follow next_cursor to the end; returns the pages' ids."""
+    pages, cursor = [], None
+    while True:
+        page = list_page(cursor, limit)
+        pages.append([item.id for item in page.items])
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+def test_customers_round_trip_and_stay_in_their_tenant(ports):
+    registry, _ = ports
+    registry.put_customers(ACME, [Customer("acme", "c-1", "Metal Ltda", "industry", "12.345.678/0001-90")])
+    registry.put_customers(CORP, [Customer("acme-corp", "c-1", "Other", "office")])
+    assert registry.get_customer(ACME, "c-1") == Customer(
+        "acme", "c-1", "Metal Ltda", "industry", "12.345.678/0001-90"
+    )
+    assert registry.get_customer(CORP, "c-1").name == "Other"
+    assert registry.get_customer(ACME, "c-2") is None
+    with pytest.raises(ValueError):
+        registry.put_customers(ACME, [Customer("acme-corp", "c-9", "X", "office")])
+
+
+def test_customer_listing_pages_in_id_order_without_an_empty_last_page(ports):
+    registry, _ = ports
+    registry.put_customers(ACME, [Customer("acme", f"c-{i}", f"C {i}", "office") for i in range(5)])
+    registry.put_customers(CORP, [Customer("acme-corp", "c-x", "Corp", "office")])
+    pages = all_pages(lambda cursor, limit: registry.list_customers(ACME, cursor, limit), 2)
+    assert pages == [["c-0", "c-1"], ["c-2", "c-3"], ["c-4"]]
+    assert all_pages(lambda cursor, limit: registry.list_customers(ACME, cursor, limit), 5) == [
+        ["c-0", "c-1", "c-2", "c-3", "c-4"]
+    ]
+    assert all_pages(lambda c, n: registry.list_customers(TenantContext("nobody"), c, n), 3) == [[]]
+
+
+def test_meter_listing_filters_by_customer_and_follows_a_move(ports):
+    registry, _ = ports
+    registry.put_meters(ACME, [meter("acme", f"m-{i}", "c-a" if i % 2 else "c-b") for i in range(5)])
+    registry.put_meters(CORP, [meter("acme-corp", "m-9", "c-a")])
+    everything = all_pages(lambda cursor, limit: registry.list_meters(ACME, cursor, limit), 2)
+    assert everything == [["m-0", "m-1"], ["m-2", "m-3"], ["m-4"]]
+    of_a = all_pages(lambda cursor, limit: registry.list_meters(ACME, cursor, limit, "c-a"), 1)
+    assert of_a == [["m-1"], ["m-3"]]
+    registry.put_meter(ACME, meter("acme", "m-1", "c-b"))  # the customer changed
+    assert registry.list_meters(ACME, None, 10, "c-a").items == [meter("acme", "m-3", "c-a")]
+    assert [m.id for m in registry.list_meters(ACME, None, 10, "c-b").items] == ["m-0", "m-1", "m-2", "m-4"]
+    # `c` is a prefix of `c-a`: the delimiter keeps the two apart.
+    assert registry.list_meters(ACME, None, 10, "c").items == []
+
+
+def test_a_cursor_that_is_not_an_id_is_refused(ports):
+    registry, _ = ports
+    registry.put_customers(ACME, [Customer("acme", "c-1", "C", "office")])
+    with pytest.raises(InvalidTenantId):
+        registry.list_customers(ACME, "T#acme-corp#", 10)
+
+
+def test_scoped_keys_resolve_to_their_customer_and_revoked_keys_to_nobody(ports):
+    _, keys = ports
+    tenant_key = issue_api_key(keys, "acme", "operator")
+    customer_key = issue_api_key(keys, "acme", "portal of c-1", customer_id="c-1")
+    assert authenticate(keys, tenant_key).customer_id is None
+    caller = authenticate(keys, customer_key)
+    assert (caller.tenant_id, caller.customer_id) == ("acme", "c-1")
+    assert revoke_api_key(keys, customer_key) is True
+    assert revoke_api_key(keys, customer_key) is True  # revoking again changes nothing
+    with pytest.raises(Unauthenticated):
+        authenticate(keys, customer_key)
+    assert authenticate(keys, tenant_key).tenant_id == "acme"
+    assert revoke_api_key(keys, "hmk_never-issued") is False
+    with pytest.raises(Unauthenticated):
+        authenticate(keys, hash_api_key(tenant_key))  # the stored hash is not a key
+
+
+def test_registering_a_tenant_file_writes_its_customers(moto_cloud):
+    registry = portal_ports(moto_cloud).registry
+    sul = TenantContext("sul-energia")
+    assert [c.id for c in registry.list_customers(sul, None, 50).items] == [
+        "hospital-norte",
+        "metalurgica-sul",
+        "shopping-centro",
+    ]
+    assert [m.id for m in registry.list_meters(sul, None, 50, "metalurgica-sul").items] == ["sul-m-1001"]
