@@ -339,6 +339,7 @@ class RulesBridge:
         self._threads: list[threading.Thread] = []
         self._outgoing: queue.Queue[_Pending] = queue.Queue()
         self._depths = QueueDepths()
+        self._paused: set[str] = set()
         self._settler = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules-bridge-settle")
         # One poller per unit of the mapping's concurrency; all of a consumer's pollers share one
         # handler, as the warm instances of one function share its code.
@@ -540,8 +541,19 @@ class RulesBridge:
             thread.start()
             self._threads.append(thread)
 
+    def pause(self, function_name: str) -> None:
+        """Stop feeding a function (its messages wait in its queue), as disabling its event source
+        mapping does; `resume` starts again."""
+        self._paused.add(function_name)
+
+    def resume(self, function_name: str) -> None:
+        self._paused.discard(function_name)
+
     def _run_poller(self, poller: QueuePoller) -> None:
         while not self._stop.is_set():
+            if poller.consumer.function.name in self._paused:
+                time.sleep(0.1)
+                continue
             try:
                 poller.poll_once()
             except Exception:

@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,6 +55,11 @@ class PhaseTimes:
                 self.calls[name] = self.calls.get(name, 0) + 1
 
         return wrapper
+
+
+def say(*parts: Any) -> None:
+    """Progress on the terminal (the local cloud sends this process's stdout to the function log)."""
+    print(*parts, file=sys.__stdout__, flush=True)
 
 
 def bench_tenant(meters: int, per_rtu: int, model: str) -> Any:
@@ -216,6 +222,53 @@ def s3_bytes(target: Any, bucket: str) -> tuple[int, int]:
     return len(objects), sum(o["Size"] for o in objects)
 
 
+def drain(cloud: Any, queue_name: str, deadline: float) -> float:
+    """Seconds until a queue has stayed empty (nothing visible or in flight) for 3 s."""
+    from hemera import aws
+
+    sqs = aws.client(cloud.target, "sqs")
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    started = time.perf_counter()
+    empty_since: float | None = None
+    while time.perf_counter() < deadline:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        ):
+            empty_since = None
+        elif empty_since is None:
+            empty_since = time.perf_counter()
+        elif time.perf_counter() - empty_since >= 3:
+            return empty_since - started
+        time.sleep(0.2)
+    return float("nan")
+
+
+def parquet_rows(target: Any, bucket: str) -> tuple[int, int]:
+    """(objects, rows) of the bench tenant's curated Parquet, read back with pyarrow."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from hemera import aws
+
+    s3 = aws.client(target, "s3")
+    prefix = f"curated/intervals/tenant={TENANT}/"
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    rows = sum(
+        pq.read_metadata(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read())).num_rows
+        for k in keys
+    )
+    return len(keys), rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -234,7 +287,14 @@ def main() -> None:
     )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    from hemera.definitions import RAW_BUCKET, READINGS_TABLE, TRANSLATE_FUNCTION
+    from hemera.definitions import (
+        CURATE_FUNCTION,
+        CURATE_QUEUE,
+        CURATED_BUCKET,
+        RAW_BUCKET,
+        READINGS_TABLE,
+        TRANSLATE_FUNCTION,
+    )
     from hemera.services.onboarding import register_tenant
     from hemera.wiring import ingest_ports
     from hemera_agent.config import BrokerConfig
@@ -256,7 +316,7 @@ def main() -> None:
         tenant = bench_tenant(args.meters, args.meters_per_rtu, args.model)
         t = time.perf_counter()
         register_tenant(ingest_ports(cloud.settings).registry, tenant)
-        print(f"setup: {args.meters} meters registered in {time.perf_counter() - t:.1f} s")
+        say(f"setup: {args.meters} meters registered in {time.perf_counter() - t:.1f} s")
         # The load generator publishes for every RTU of the bench tenant (one identity instead of
         # thousands of certificates); the broker's ACL lets it write exactly those topics.
         creds = cloud.pki.client(LOADGEN)
@@ -285,21 +345,21 @@ def main() -> None:
         ]
         expected_total = sum((Decimal(sum(day_values(m))) / 1000 for m in range(args.meters)), Decimal(0))
         envelope_size = sum(len(p) for _, p in messages) // len(messages)
-        print(
+        say(
             f"generated {len(messages)} envelopes ({envelope_size} B each) in {time.perf_counter() - t:.1f} s"
         )
 
         # The ceilings, measured now on these servers (series items are ~1.2 KB)
         batch_write_rate = raw_batch_write_rate(cloud.target, item_size=1200)
         publish_rate = raw_publish_rate(publishers, envelope_size)
-        print(
+        say(
             f"raw moto BatchWriteItem: {batch_write_rate:,.0f} items/s; raw mosquitto QoS1: {publish_rate:,.0f} msg/s"
         )
 
         # Time every port of the ingest service inside the translate function, and its batches
         phases = PhaseTimes()
         translate_handler = load_handler(TRANSLATE_FUNCTION)
-        module = __import__("sys").modules[translate_handler.__module__]
+        module = sys.modules[translate_handler.__module__]
         batch_sizes: list[int] = []
         batch_seconds: list[float] = []
 
@@ -322,6 +382,11 @@ def main() -> None:
             ("archive.put_batch", ports.archive, "put_batch"),
         ):
             setattr(obj, method, phases.timed(name, getattr(obj, method)))
+        # The target is MQTT -> translate -> store; curate (Parquet) is a downstream consumer with a
+        # budget of its own (a batching window of minutes in AWS). On this 2-core machine it would
+        # take its CPU from translate, so its event source is paused until the store is complete,
+        # then resumed and its drain timed separately.
+        cloud.bridge.pause(CURATE_FUNCTION.name)
         cloud.reset_usage()
         translated = cloud.bridge.stats.records_ok_by_function
         before = translated.get(TRANSLATE_FUNCTION.name, 0)
@@ -337,6 +402,13 @@ def main() -> None:
             time.sleep(0.05)
         wall_s = time.perf_counter() - started
         done = translated.get(TRANSLATE_FUNCTION.name, 0) - before
+        cloud.bridge.resume(CURATE_FUNCTION.name)
+        curate_s = drain(cloud, CURATE_QUEUE.local_name, deadline=time.perf_counter() + args.timeout)
+        usage = cloud.usage()  # before the checks below read the store and the Parquet back
+        curated_objects, curated_rows = parquet_rows(cloud.target, CURATED_BUCKET.local_name)
+        say(
+            f"curate: drained in {curate_s:.1f} s after the store; {curated_objects} Parquet objects, {curated_rows} rows"
+        )
         stats = cloud.bridge.stats
 
         translate_batches = {
@@ -345,7 +417,6 @@ def main() -> None:
             "seconds_in_handler": round(sum(batch_seconds), 2),
             "mean_seconds": round(sum(batch_seconds) / max(1, len(batch_seconds)), 3),
         }
-        usage = cloud.usage()  # before the checks below read the store back
         items, intervals, total, ddb_stored = scan_store(cloud.target, READINGS_TABLE.local_name)
         raw_objects, raw_bytes = s3_bytes(cloud.target, RAW_BUCKET.local_name)
         usage["s3_stored_bytes"], usage["dynamodb_stored_bytes"] = raw_bytes, ddb_stored
@@ -389,6 +460,11 @@ def main() -> None:
             "matches": intervals == expected_intervals and (channels > 1 or total == expected_total),
         },
         "raw_archive": {"objects": raw_objects, "bytes": raw_bytes},
+        "curate": {
+            "drain_s_after_store": round(curate_s, 1),
+            "parquet_objects": curated_objects,
+            "rows": curated_rows,
+        },
         "rates": {
             "envelopes_per_s": round(envelopes_per_s, 1),
             "intervals_per_s": round(intervals_per_s),
