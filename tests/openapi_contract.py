@@ -13,10 +13,16 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 SPEC = Path(__file__).resolve().parents[1] / "api_spec" / "openapi.yaml"
 
 
+def _text(body: bytes | str, charset: str = "utf-8") -> str:
+    return body.decode(charset) if isinstance(body, bytes) else body
+
+
 @cache
 def openapi() -> OpenAPI:
-    # RFC 9457 problem documents are JSON; openapi-core only knows `application/json` by name.
-    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    # RFC 9457 problem documents are JSON; openapi-core only knows `application/json` by name,
+    # and hands other bodies (CSV) over as bytes where the spec says string.
+    deserializers = {"application/problem+json": json.loads, "text/csv": _text}
+    config = Config(extra_media_type_deserializers=deserializers)
     return OpenAPI.from_file_path(str(SPEC), config=config)
 
 

@@ -1,7 +1,8 @@
 """Customer Portal API (Chalice on API Gateway): what a utility's portal shows its customers.
 
 Contract: `api_spec/openapi.yaml`. Every route but `/v1/health` authenticates the caller once
-(`x-api-key` → tenant, and a customer for a customer-scoped key) in `portal_route`, and every
+(a Cognito JWT or an `x-api-key` → tenant and role, and a customer for a customer user, a
+customer-scoped key or a third party's consent) in `portal_route`, and every
 object access checks ownership: a meter or customer of another tenant (or customer) answers 404
 exactly like an unknown one. Errors are `application/problem+json`, mapped from the typed errors
 in one table. Every response carries `x-request-id` (the caller's, or a new one); single resources
@@ -16,14 +17,16 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from functools import cache, wraps
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from chalice.app import Chalice, Request, Response
 
+from chalicelib import meter_data
+from chalicelib.documents import load_profile_csv
+from chalicelib.http import csv_response, json_response, number, parse_instant, wants_csv
 from hemera.config import RuntimeSettings
 from hemera.domain.errors import (
     CustomerNotFound,
@@ -41,13 +44,13 @@ from hemera.services.access import (
     Caller,
     LoadProfile,
     PortalPorts,
-    authenticate,
     list_customers,
     list_meters,
     load_profile,
     owned_customer,
     owned_meter,
 )
+from hemera.services.callers import authenticate_request
 from hemera.wiring import portal_ports
 
 app = Chalice(app_name="hemera-portal-api")
@@ -66,10 +69,6 @@ PROBLEM_JSON = "application/problem+json"
 @cache
 def _ports() -> PortalPorts:
     return portal_ports(RuntimeSettings.from_environ(os.environ))
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank") -> Response:
@@ -138,8 +137,7 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
             # A warm function serves many callers: no key of the previous request may linger.
             logger.append_keys(tenant=None, customer=None, correlation_id=request_id)
             try:
-                api_key = _request().headers.get("x-api-key")
-                caller = authenticate(_ports().keys, api_key, request_id)
+                caller = authenticate_request(_ports(), _request().headers, request_id)
                 logger.append_keys(tenant=caller.tenant_id, customer=caller.customer_id)
                 return _with_request_id(view(caller, **params), request_id)
             except HemeraError as error:
@@ -157,43 +155,13 @@ def health() -> Response:
     return _with_request_id(json_response({"status": "ok"}), _request_id())
 
 
-# Bounds of a query: the API adds a day to `from` and works in UTC, which must not overflow.
-_IN_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC))
-
-
-def parse_instant(value: str, zone: ZoneInfo, name: str) -> datetime:
-    """A query bound: a date (local midnight of the tenant) or an ISO-8601 time with offset."""
-    try:
-        if len(value) == 10:
-            instant = datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone)
-        else:
-            instant = datetime.fromisoformat(value)
-    except ValueError as exc:
-        # An unencoded "+11:00" reaches us as " 11:00": say so rather than just "invalid".
-        hint = " (encode a + offset as %2B)" if " " in value else ""
-        raise InvalidQuery(f"{name}={value!r} is neither a date nor an ISO-8601 time{hint}") from exc
-    if instant.tzinfo is None:
-        raise InvalidQuery(f"{name}={value!r} needs a UTC offset, e.g. 2026-11-20T00:00:00-03:00")
-    try:
-        in_range = _IN_RANGE[0] <= instant.astimezone(UTC) <= _IN_RANGE[1]
-    except OverflowError:
-        in_range = False
-    if not in_range:
-        raise InvalidQuery(f"{name}={value!r} is outside the years 1970-9998")
-    return instant
-
-
-def _number(value: Decimal) -> float | int:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def load_profile_document(profile: LoadProfile) -> dict[str, Any]:
     zone = profile.tenant.zone
     intervals = [
         {
             "start": r.start.astimezone(zone).isoformat(),
             "end": r.end.astimezone(zone).isoformat(),
-            "value": _number(r.value),
+            "value": number(r.value),
             "status": r.status.value,
             "quality": r.quality_flag,
             "source": r.source.value,
@@ -214,7 +182,7 @@ def load_profile_document(profile: LoadProfile) -> dict[str, Any]:
         "summary": {
             "intervals": len(intervals),
             "expected_intervals": expected,
-            "total": _number(sum((r.value for r in profile.intervals), Decimal(0))),
+            "total": number(sum((r.value for r in profile.intervals), Decimal(0))),
         },
         "intervals": intervals,
     }
@@ -249,7 +217,7 @@ def meter_document(meter: Meter) -> dict[str, Any]:
         "rtu_id": meter.device_id,
         "model": meter.model,
         "protocol": meter.protocol,
-        "multiplier": _number(meter.multiplier),
+        "multiplier": number(meter.multiplier),
     }
 
 
@@ -291,6 +259,14 @@ def get_load_profile(caller: Caller, meter_id: str) -> Response:
         raise InvalidQuery("from is required (a date or an ISO-8601 time with offset)")
     start = parse_instant(query["from"], tenant.zone, "from")
     end = parse_instant(query["to"], tenant.zone, "to") if "to" in query else start + timedelta(days=1)
+    as_csv = wants_csv(_request().headers.get("accept"), query.get("format"))
     profile = load_profile(ports, caller, meter_id, query.get("channel", "active_import"), start, end)
     logger.info("load profile served", extra={"meter": meter_id, "intervals": len(profile.intervals)})
+    if as_csv:
+        name = f"{profile.meter.id}_{profile.channel.value}_{start.date().isoformat()}.csv"
+        return csv_response(load_profile_csv(profile), name)
     return json_response(load_profile_document(profile))
+
+
+# Consumption, demand and power factor: computed from the stored series (chalicelib/meter_data.py).
+meter_data.register(portal_route, _ports, _query)

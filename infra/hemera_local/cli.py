@@ -52,6 +52,7 @@ def status_table(cloud: LocalCloud) -> Table:
     table.add_row("AWS APIs (moto)", str(cloud.target.endpoint_url))
     table.add_row("MQTT (mTLS)", f"127.0.0.1:{cloud.mqtt_port}  CA {cloud.pki.ca_cert}")
     table.add_row("Portal API", str(cloud.api_url))
+    table.add_row("API docs (Swagger UI)", str(cloud.docs_url))
     table.add_row("Tenants", ", ".join(sorted(cloud.tenants)))
     table.add_row("State", str(cloud.state_dir))
     return table

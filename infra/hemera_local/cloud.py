@@ -37,6 +37,7 @@ from hemera_local.broker import (
     port_in_use,
     wait_for_port,
 )
+from hemera_local.docs_server import ApiDocsServer
 from hemera_local.moto_server import ProcessMotoServer, ThreadMotoServer
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
@@ -44,6 +45,7 @@ from hemera_local.scheduler import LocalScheduler
 from hemera_local.usage import UsageCounter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+OPENAPI_SPEC = REPO_ROOT / "api_spec" / "openapi.yaml"
 STATE_FILE = "local.json"
 
 # Environment of every handler the local cloud runs (in-process or under `chalice local`).
@@ -72,6 +74,7 @@ class LocalCloudState:
     # pid -> the kernel's start time of that process, so `hemera local down` never signals an
     # unrelated process that reused a recorded pid (a stale local.json after a reboot).
     started: dict[str, int] = field(default_factory=dict)
+    docs_url: str | None = None  # Swagger UI of the portal API
 
     def write(self, state_dir: Path) -> None:
         (state_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -118,6 +121,8 @@ class LocalCloud:
         self.settings: RuntimeSettings | None = None
         self.mqtt_port = 0
         self.api_url: str | None = None
+        self._docs: ApiDocsServer | None = None
+        self.docs_url: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -184,6 +189,9 @@ class LocalCloud:
         if self._api:
             _terminate(self._api, "chalice local")
             self._api = None
+        if self._docs:
+            self._docs.stop()
+            self._docs = None
         if self._scheduler:
             self._scheduler.stop()
             self._scheduler = None
@@ -312,6 +320,8 @@ class LocalCloud:
         self.api_url = f"http://127.0.0.1:{port}"
         wait_for_port(port, timeout_s=30)
         _wait_healthy(f"{self.api_url}/v1/health")
+        self._docs = ApiDocsServer(OPENAPI_SPEC, self.api_url).start()
+        self.docs_url = self._docs.url
 
     def _route_function_output(self, path: Path) -> None:
         """Send the functions' JSON logs (Powertools logger) and EMF metrics (printed) to a file."""
@@ -339,6 +349,7 @@ class LocalCloud:
             mqtt_host="127.0.0.1",
             mqtt_port=self.mqtt_port,
             api_url=self.api_url,
+            docs_url=self.docs_url,
             ca_file=str(self.pki.ca_cert),
             children=children,
             started={

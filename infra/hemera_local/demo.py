@@ -203,6 +203,7 @@ class Demo:
         document: dict[str, Any] = {
             "api_url": self.cloud.api_url,
             "openapi": "api_spec/openapi.yaml",
+            "api_docs_url": self.cloud.docs_url,
             "mqtt": {
                 "host": "127.0.0.1",
                 "port": self.cloud.mqtt_port,
@@ -266,5 +267,6 @@ class Demo:
         first = next(iter(document["tenants"].values()))
         self.console.print("Another tenant's key gets 404 for the same meter:")
         self.console.print(first["curl_other_tenant_404"], soft_wrap=True, highlight=False)
+        self.console.print(f"API docs (Swagger UI, try it out with a key above): {document['api_docs_url']}")
         self.console.print(f"Written to {path}")
         return path

@@ -19,6 +19,8 @@ from hemera.definitions import (
     QUARANTINE_BUCKET,
     RAW_BUCKET,
     READINGS_TABLE,
+    USER_POOL_CLIENT_ID_ENV_VAR,
+    USER_POOL_ID_ENV_VAR,
 )
 
 
@@ -74,6 +76,20 @@ class RuntimeSettings(BaseModel):
     exports_bucket: str
     curated_bucket: str
     event_bus: str
+    # The Cognito user pool whose JWTs the portal accepts; unset = API keys only.
+    user_pool_id: str | None = None
+    user_pool_client_id: str | None = None
+
+    @property
+    def user_pool_jwks_url(self) -> str | None:
+        """Where the pool's signing keys are: Cognito's URL in AWS, the emulator's path locally."""
+        if self.user_pool_id is None:
+            return None
+        if self.aws.endpoint_url:
+            return f"{self.aws.endpoint_url.rstrip('/')}/{self.user_pool_id}/.well-known/jwks.json"
+        return (
+            f"https://cognito-idp.{self.aws.region}.amazonaws.com/{self.user_pool_id}/.well-known/jwks.json"
+        )
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> RuntimeSettings:
@@ -101,6 +117,8 @@ class RuntimeSettings(BaseModel):
             exports_bucket=env[EXPORTS_BUCKET.env_var],
             curated_bucket=env[CURATED_BUCKET.env_var],
             event_bus=env[EVENT_BUS.env_var],
+            user_pool_id=env.get(USER_POOL_ID_ENV_VAR) or None,
+            user_pool_client_id=env.get(USER_POOL_CLIENT_ID_ENV_VAR) or None,
         )
 
     @classmethod
@@ -127,4 +145,6 @@ class RuntimeSettings(BaseModel):
             EXPORTS_BUCKET.env_var: self.exports_bucket,
             CURATED_BUCKET.env_var: self.curated_bucket,
             EVENT_BUS.env_var: self.event_bus,
+            **({USER_POOL_ID_ENV_VAR: self.user_pool_id} if self.user_pool_id else {}),
+            **({USER_POOL_CLIENT_ID_ENV_VAR: self.user_pool_client_id} if self.user_pool_client_id else {}),
         }

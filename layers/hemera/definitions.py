@@ -216,6 +216,15 @@ API_KEYS_TABLE = TableDef(
 )
 TABLES = (READINGS_TABLE, API_KEYS_TABLE)
 
+# The portal's Cognito user pool: its groups are the JWT callers' roles, its custom attributes
+# the tenant and customer a user belongs to (CDK and the local cloud build it from these).
+USER_POOL_NAME = "hemera-portal-users"
+USER_POOL_CLIENT_NAME = "hemera-portal"
+USER_POOL_GROUPS = ("admin", "operator", "customer")
+USER_POOL_CUSTOM_ATTRIBUTES = ("tenant", "customer")
+USER_POOL_ID_ENV_VAR = "HEMERA_USER_POOL_ID"
+USER_POOL_CLIENT_ID_ENV_VAR = "HEMERA_USER_POOL_CLIENT_ID"
+
 RAW_BUCKET = BucketDef("RawArchive", "HEMERA_RAW_BUCKET", "hemera-raw")
 QUARANTINE_BUCKET = BucketDef("Quarantine", "HEMERA_QUARANTINE_BUCKET", "hemera-quarantine")
 EXPORTS_BUCKET = BucketDef("Exports", "HEMERA_EXPORTS_BUCKET", "hemera-exports")

@@ -7,18 +7,22 @@ from functools import cache
 from hemera import aws
 from hemera.adapters.dynamodb import (
     DynamoApiKeys,
+    DynamoConsents,
     DynamoLedger,
     DynamoReadingStore,
     DynamoRegistry,
     ReadingsModels,
     api_key_model,
+    consent_model,
     readings_models,
 )
 from hemera.adapters.eventbridge import EventBridgeChangeEvents
+from hemera.adapters.jwks import HttpKeySet
 from hemera.adapters.s3 import S3Quarantine, S3RawArchive
 from hemera.config import RuntimeSettings
 from hemera.definitions import EVENT_BUS
 from hemera.services.access import PortalPorts
+from hemera.services.callers import CognitoTokenVerifier, UserPool
 from hemera.services.curate import CuratePorts
 from hemera.services.ingest import IngestPorts
 
@@ -51,8 +55,23 @@ def ingest_ports(settings: RuntimeSettings) -> IngestPorts:
 @cache
 def portal_ports(settings: RuntimeSettings) -> PortalPorts:
     store, registry = _readings(settings)
-    keys = api_key_model(settings.api_keys_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb"))
-    return PortalPorts(keys=DynamoApiKeys(keys), registry=registry, store=store)
+    host = aws.endpoint_url(settings.aws, "dynamodb")
+    keys = api_key_model(settings.api_keys_table, settings.aws, host)
+    consents = consent_model(settings.api_keys_table, settings.aws, host)
+    return PortalPorts(
+        keys=DynamoApiKeys(keys),
+        registry=registry,
+        store=store,
+        consents=DynamoConsents(consents),
+        tokens=_token_verifier(settings),
+    )
+
+
+def _token_verifier(settings: RuntimeSettings) -> CognitoTokenVerifier | None:
+    if settings.user_pool_id is None or settings.user_pool_client_id is None:
+        return None
+    pool = UserPool.of(settings.aws.region, settings.user_pool_id, settings.user_pool_client_id)
+    return CognitoTokenVerifier(pool, HttpKeySet(str(settings.user_pool_jwks_url)))
 
 
 @cache

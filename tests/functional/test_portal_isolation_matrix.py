@@ -1,6 +1,7 @@
 """Isolation matrix: every route and method of `api_spec/openapi.yaml` (so a route added later is
 covered without touching this file), called for objects of *another* tenant or customer, and with
-missing, forged and revoked keys. Nothing may succeed: objects that exist elsewhere are 404 (never
+missing, forged and revoked keys, and with Cognito JWTs of another tenant or customer, expired or
+forged. Nothing may succeed: objects that exist elsewhere are 404 (never
 403: the caller must not learn they exist), bad credentials 401, and listings leak no foreign id.
 """
 
@@ -75,7 +76,7 @@ def portal():
 
 
 @pytest.fixture
-def callers(moto_cloud, portal):
+def callers(moto_cloud, user_pool, portal):
     keys = portal_ports(moto_cloud).keys
     revoked = issue_api_key(keys, OWNER, "revoked")
     revoke_api_key(keys, revoked)
@@ -88,13 +89,23 @@ def callers(moto_cloud, portal):
         "forged key": "hmk_" + "A" * 32,
         "stored hash as key": hash_api_key(owner),
         "revoked key": revoked,
+        # Cognito users (tokens from moto's user pool), marked as bearer tokens by their prefix.
+        "other tenant JWT": "Bearer " + user_pool.id_token("sara.sul"),
+        "other customer JWT": "Bearer " + user_pool.id_token("bea.bayside"),
+        "expired JWT": "Bearer " + user_pool.expired_id_token("otto.operator"),
+        "forged JWT": "Bearer " + user_pool.forged_id_token("otto.operator"),
     }
     with Client(portal) as client:
         yield client, found
 
 
 def call(client, method, url, key):
-    headers = {"x-api-key": key} if key else {}
+    if key is None:
+        headers = {}
+    elif key.startswith("Bearer "):
+        headers = {"Authorization": key}
+    else:
+        headers = {"x-api-key": key}
     response = client.http.request(method, url, headers=headers)
     assert_conforms(BASE + url, headers, response.status_code, dict(response.headers), response.body)
     return response
@@ -118,11 +129,11 @@ def test_no_route_serves_anything_out_of_the_callers_reach(callers, path, method
     # Control: the owner reaches the objects, so a 404 below is isolation, not a broken route.
     assert call(client, method, url, keys["owner"]).status_code == 200
     addresses_an_object = "{" in path
-    for who in ("no key", "forged key", "stored hash as key", "revoked key"):
+    for who in ("no key", "forged key", "stored hash as key", "revoked key", "expired JWT", "forged JWT"):
         response = call(client, method, url, keys[who])
         assert response.status_code == 401, (who, url, response.body)
         assert json.loads(response.body)["status"] == 401
-    for who in ("other tenant", "other customer"):
+    for who in ("other tenant", "other customer", "other tenant JWT", "other customer JWT"):
         response = call(client, method, url, keys[who])
         if addresses_an_object:
             assert response.status_code == 404, (who, url, response.body)

@@ -13,7 +13,14 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from pynamodb.attributes import Attribute, MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    Attribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    VersionAttribute,
+)
 from pynamodb.constants import STRING
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
@@ -34,7 +41,16 @@ from hemera.domain.series import (
     to_columns,
 )
 from hemera.domain.tenancy import META_SK, TenantContext, series_sk, validate_id
-from hemera.ports import Announce, ApiKeyGrant, LedgerEntry, MergeStats, Page, SeriesChange, SeriesDay
+from hemera.ports import (
+    Announce,
+    ApiKeyGrant,
+    Consent,
+    LedgerEntry,
+    MergeStats,
+    Page,
+    SeriesChange,
+    SeriesDay,
+)
 
 # Optimistic locking: a concurrent writer of the same series makes our conditional put fail;
 # we re-read and merge again. Three rounds are plenty for one writer per meter.
@@ -149,6 +165,23 @@ class ApiKeyRecord(Model):
     created_at = UnicodeAttribute()
     customer = UnicodeAttribute(null=True)  # scope `customer:<id>`; absent = the whole tenant
     revoked_at = UnicodeAttribute(null=True)
+    consent = UnicodeAttribute(null=True)  # a third party's key: the consent it is bound to
+    scopes = UnicodeSetAttribute(null=True)  # absent = {"read"}
+
+
+class ConsentRecord(Model):
+    """A customer's consent for a third party, in the API keys table (tenant-first key)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)  # "CONSENT#<tenant>#<consent id>"
+    tenant = UnicodeAttribute()
+    customer = UnicodeAttribute()
+    third_party = UnicodeAttribute()
+    scopes = UnicodeSetAttribute()
+    expires_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
 
 
 M = TypeVar("M", bound=Model)
@@ -186,6 +219,11 @@ def readings_models(table_name: str, target: AwsTarget, host: str | None) -> Rea
 @cache
 def api_key_model(table_name: str, target: AwsTarget, host: str | None) -> type[ApiKeyRecord]:
     return _bind(ApiKeyRecord, table_name, target, host)
+
+
+@cache
+def consent_model(table_name: str, target: AwsTarget, host: str | None) -> type[ConsentRecord]:
+    return _bind(ConsentRecord, table_name, target, host)
 
 
 class DynamoReadingStore:
@@ -525,13 +563,24 @@ class DynamoApiKeys:
     def __init__(self, model: type[ApiKeyRecord]) -> None:
         self._model = model
 
-    def store(self, key_hash: str, tenant_id: str, name: str, customer_id: str | None = None) -> None:
+    def store(
+        self,
+        key_hash: str,
+        tenant_id: str,
+        name: str,
+        customer_id: str | None = None,
+        *,
+        consent_id: str | None = None,
+        scopes: frozenset[str] = frozenset({"read"}),
+    ) -> None:
         self._model(
             f"KEY#{key_hash}",
             tenant=tenant_id,
             name=name,
             created_at=datetime.now(UTC).isoformat(),
             customer=customer_id,
+            consent=consent_id,
+            scopes=set(scopes),
         ).save()
 
     def grant_for(self, key_hash: str) -> ApiKeyGrant | None:
@@ -541,7 +590,8 @@ class DynamoApiKeys:
             return None
         if record.revoked_at is not None:
             return None
-        return ApiKeyGrant(str(record.tenant), record.customer)
+        scopes = frozenset(record.scopes or {"read"})
+        return ApiKeyGrant(str(record.tenant), record.customer, record.consent, scopes)
 
     def revoke(self, key_hash: str) -> bool:
         try:
@@ -550,4 +600,48 @@ class DynamoApiKeys:
             return False
         if record.revoked_at is None:
             record.update(actions=[ApiKeyRecord.revoked_at.set(datetime.now(UTC).isoformat())])
+        return True
+
+
+class DynamoConsents:
+    def __init__(self, model: type[ConsentRecord]) -> None:
+        self._model = model
+
+    @staticmethod
+    def _pk(tenant_id: str, consent_id: str) -> str:
+        return f"CONSENT#{tenant_id}#{consent_id}"
+
+    def save(self, consent: Consent) -> None:
+        self._model(
+            self._pk(consent.tenant_id, consent.consent_id),
+            tenant=consent.tenant_id,
+            customer=consent.customer_id,
+            third_party=consent.third_party_id,
+            scopes=set(consent.scopes),
+            expires_at=consent.expires_at.isoformat(),
+            revoked_at=consent.revoked_at.isoformat() if consent.revoked_at else None,
+        ).save()
+
+    def get(self, tenant_id: str, consent_id: str) -> Consent | None:
+        try:
+            record = self._model.get(self._pk(tenant_id, consent_id), consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        return Consent(
+            tenant_id=str(record.tenant),
+            customer_id=str(record.customer),
+            consent_id=consent_id,
+            third_party_id=str(record.third_party),
+            scopes=frozenset(record.scopes),
+            expires_at=datetime.fromisoformat(str(record.expires_at)),
+            revoked_at=datetime.fromisoformat(record.revoked_at) if record.revoked_at else None,
+        )
+
+    def revoke(self, tenant_id: str, consent_id: str, at: datetime) -> bool:
+        try:
+            record = self._model.get(self._pk(tenant_id, consent_id), consistent_read=True)
+        except self._model.DoesNotExist:
+            return False
+        if record.revoked_at is None:
+            record.update(actions=[ConsentRecord.revoked_at.set(at.isoformat())])
         return True

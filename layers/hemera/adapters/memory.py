@@ -34,6 +34,7 @@ from hemera.ports import (
     Announce,
     ApiKeyGrant,
     ArchivedEnvelope,
+    Consent,
     LedgerEntry,
     MergeStats,
     Page,
@@ -189,8 +190,17 @@ class MemoryApiKeys:
         # hash -> (grant, name, revoked)
         self.keys: dict[str, tuple[ApiKeyGrant, str, bool]] = {}
 
-    def store(self, key_hash: str, tenant_id: str, name: str, customer_id: str | None = None) -> None:
-        self.keys[key_hash] = (ApiKeyGrant(tenant_id, customer_id), name, False)
+    def store(
+        self,
+        key_hash: str,
+        tenant_id: str,
+        name: str,
+        customer_id: str | None = None,
+        *,
+        consent_id: str | None = None,
+        scopes: frozenset[str] = frozenset({"read"}),
+    ) -> None:
+        self.keys[key_hash] = (ApiKeyGrant(tenant_id, customer_id, consent_id, scopes), name, False)
 
     def grant_for(self, key_hash: str) -> ApiKeyGrant | None:
         entry = self.keys.get(key_hash)
@@ -201,6 +211,25 @@ class MemoryApiKeys:
             return False
         grant, name, _ = self.keys[key_hash]
         self.keys[key_hash] = (grant, name, True)
+        return True
+
+
+class MemoryConsents:
+    def __init__(self) -> None:
+        self.consents: dict[tuple[str, str], Consent] = {}
+
+    def save(self, consent: Consent) -> None:
+        self.consents[(consent.tenant_id, consent.consent_id)] = consent
+
+    def get(self, tenant_id: str, consent_id: str) -> Consent | None:
+        return self.consents.get((tenant_id, consent_id))
+
+    def revoke(self, tenant_id: str, consent_id: str, at: datetime) -> bool:
+        consent = self.consents.get((tenant_id, consent_id))
+        if consent is None:
+            return False
+        if consent.revoked_at is None:
+            self.consents[(tenant_id, consent_id)] = dataclasses.replace(consent, revoked_at=at)
         return True
 
 

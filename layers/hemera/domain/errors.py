@@ -82,6 +82,19 @@ class Unauthenticated(HemeraError):
     reason = "unauthenticated"
 
 
+class InvalidToken(Unauthenticated):
+    """A bearer token that is malformed, forged, expired, for another pool or client, or that
+    names no tenant (or a role we do not know)."""
+
+    reason = "invalid_token"
+
+
+class ConsentNotValid(Unauthenticated):
+    """A third party's key whose customer consent expired, was revoked or never existed."""
+
+    reason = "consent_not_valid"
+
+
 class TenantNotFound(HemeraError):
     reason = "tenant_not_found"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from hemera.domain.readings import Channel, IntervalReading
 from hemera.domain.registry import Customer, Meter, Tenant
@@ -136,10 +136,22 @@ class ApiKeyGrant:
 
     tenant_id: str
     customer_id: str | None = None
+    # A third party's key is bound to a customer's consent; its scopes come from that consent.
+    consent_id: str | None = None
+    scopes: frozenset[str] = frozenset({"read"})
 
 
 class ApiKeyStore(Protocol):
-    def store(self, key_hash: str, tenant_id: str, name: str, customer_id: str | None = None) -> None: ...
+    def store(
+        self,
+        key_hash: str,
+        tenant_id: str,
+        name: str,
+        customer_id: str | None = None,
+        *,
+        consent_id: str | None = None,
+        scopes: frozenset[str] = frozenset({"read"}),
+    ) -> None: ...
 
     def grant_for(self, key_hash: str) -> ApiKeyGrant | None:
         """The grant of a stored, unrevoked key; None for unknown or revoked keys."""
@@ -240,4 +252,38 @@ class Quarantine(Protocol):
 class ChangeEvents(Protocol):
     def announce(self, ctx: TenantContext, changes: Sequence[SeriesChange]) -> None:
         """Tell listeners (VEE, billing) that these meter-days have new data versions."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A customer's consent for a third party to read its data (Green Button Connect-style
+    authorization): what it may do (`scopes`), until when, and whether the customer revoked it."""
+
+    tenant_id: str
+    customer_id: str
+    consent_id: str
+    third_party_id: str
+    scopes: frozenset[str]
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+class ConsentStore(Protocol):
+    def save(self, consent: Consent) -> None: ...
+
+    def get(self, tenant_id: str, consent_id: str) -> Consent | None: ...
+
+    def revoke(self, tenant_id: str, consent_id: str, at: datetime) -> bool:
+        """Mark a consent revoked (kept for audit); False if unknown."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    def claims(self, token: str) -> dict[str, Any]:
+        """The claims of a bearer token whose signature, issuer, audience and expiry hold;
+        raises InvalidToken otherwise."""
         ...

@@ -10,8 +10,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from hemera.domain.errors import (
+    ConsentNotValid,
     CustomerNotFound,
     InvalidQuery,
     InvalidTenantId,
@@ -22,7 +24,7 @@ from hemera.domain.errors import (
 from hemera.domain.readings import Channel, IntervalReading
 from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext, validate_id
-from hemera.ports import ApiKeyStore, Page, ReadingStore, Registry
+from hemera.ports import ApiKeyStore, Consent, ConsentStore, Page, ReadingStore, Registry, TokenVerifier
 
 API_KEY_PREFIX = "hmk_"
 # A load-profile request may span at most this many days (≈ 3,000 intervals of 15 min).
@@ -52,6 +54,22 @@ def revoke_api_key(keys: ApiKeyStore, api_key: str) -> bool:
     return keys.revoke(hash_api_key(api_key))
 
 
+class Role(StrEnum):
+    """Who a caller is. Admins and operators (Cognito groups) and machine clients (API keys) see
+    the whole tenant; a customer user and a third party with consent see one customer."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    CUSTOMER = "customer"
+    MACHINE = "machine"
+    THIRD_PARTY = "third_party"
+
+
+# Every route today reads; `commands` will guard connect/disconnect when those routes come.
+READ = "read"
+DEFAULT_SCOPES = frozenset({READ})
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who is calling: the tenant context every repository takes, and the customer the caller is
@@ -59,6 +77,8 @@ class Caller:
 
     ctx: TenantContext
     customer_id: str | None = None
+    role: Role = Role.MACHINE
+    scopes: frozenset[str] = DEFAULT_SCOPES
 
     @property
     def tenant_id(self) -> str:
@@ -73,15 +93,71 @@ class PortalPorts:
     keys: ApiKeyStore
     registry: Registry
     store: ReadingStore
+    consents: ConsentStore | None = None
+    tokens: TokenVerifier | None = None  # None: no user pool configured, bearer tokens refused
 
 
-def authenticate(keys: ApiKeyStore, api_key: str | None, correlation_id: str = "") -> Caller:
+def authenticate(
+    keys: ApiKeyStore,
+    api_key: str | None,
+    correlation_id: str = "",
+    consents: ConsentStore | None = None,
+    now: datetime | None = None,
+) -> Caller:
     if not api_key:
         raise Unauthenticated("missing x-api-key header")
     grant = keys.grant_for(hash_api_key(api_key))
     if grant is None:
         raise Unauthenticated("unknown or revoked API key")
-    return Caller(TenantContext(grant.tenant_id, correlation_id), grant.customer_id)
+    ctx = TenantContext(grant.tenant_id, correlation_id)
+    if grant.consent_id is None:
+        return Caller(ctx, grant.customer_id, Role.MACHINE, grant.scopes)
+    # A third party reaches only what the customer's consent allows, only while it is valid.
+    consent = consents.get(grant.tenant_id, grant.consent_id) if consents is not None else None
+    if consent is None or consent.customer_id != grant.customer_id:
+        raise ConsentNotValid("the consent this key is bound to does not exist")
+    if not consent.valid_at(now or datetime.now(UTC)):
+        raise ConsentNotValid("the customer's consent for this key expired or was revoked")
+    return Caller(ctx, consent.customer_id, Role.THIRD_PARTY, consent.scopes)
+
+
+def grant_consent(
+    consents: ConsentStore,
+    keys: ApiKeyStore,
+    tenant_id: str,
+    customer_id: str,
+    third_party_id: str,
+    expires_at: datetime,
+    scopes: frozenset[str] = DEFAULT_SCOPES,
+) -> tuple[Consent, str]:
+    """Record a customer's consent for a third party and issue the API key bound to it (shown
+    once). The key lives as long as the consent: expiry or revocation makes it 401."""
+    TenantContext(tenant_id)
+    validate_id(customer_id, "customer")
+    validate_id(third_party_id, "third party")
+    if expires_at.tzinfo is None:
+        raise InvalidQuery("a consent's expiry needs a UTC offset")
+    consent = Consent(
+        tenant_id, customer_id, "c-" + secrets.token_hex(8), third_party_id, frozenset(scopes), expires_at
+    )
+    consents.save(consent)
+    api_key = API_KEY_PREFIX + secrets.token_urlsafe(24)
+    keys.store(
+        hash_api_key(api_key),
+        tenant_id,
+        f"third party {third_party_id}",
+        customer_id,
+        consent_id=consent.consent_id,
+        scopes=consent.scopes,
+    )
+    return consent, api_key
+
+
+def revoke_consent(
+    consents: ConsentStore, tenant_id: str, consent_id: str, at: datetime | None = None
+) -> bool:
+    """The customer withdraws its consent: the third party's next request is 401."""
+    return consents.revoke(tenant_id, consent_id, at or datetime.now(UTC))
 
 
 def owned_meter(registry: Registry, caller: Caller, meter_id: str) -> Meter:
