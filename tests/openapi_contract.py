@@ -27,10 +27,16 @@ def openapi() -> OpenAPI:
 
 
 def assert_conforms(
-    url: str, headers: dict[str, str], status: int, response_headers: dict[str, str], body: bytes
+    url: str,
+    headers: dict[str, str],
+    status: int,
+    response_headers: dict[str, str],
+    body: bytes,
+    method: str = "GET",
+    request_body: bytes | None = None,
 ) -> None:
-    """Raise if the GET request or its response does not match the contract."""
-    request = requests.Request("GET", url, headers=headers)
+    """Raise if the request or its response does not match the contract."""
+    request = requests.Request(method, url, headers=headers, data=request_body)
     response = requests.Response()
     response.status_code = status
     response.headers.update(response_headers)

@@ -24,10 +24,11 @@ from typing import Any
 
 from chalice.app import Chalice, Request, Response
 
-from chalicelib import meter_data
+from chalicelib import commands, meter_data
 from chalicelib.documents import load_profile_csv
 from chalicelib.http import csv_response, json_response, number, parse_instant, wants_csv
 from hemera.config import RuntimeSettings
+from hemera.domain.commands import CommandForbidden, CommandNotFound
 from hemera.domain.errors import (
     CustomerNotFound,
     HemeraError,
@@ -62,6 +63,8 @@ _STATUS: dict[type[HemeraError], tuple[int, str]] = {
     CustomerNotFound: (404, "Not Found"),
     TenantNotFound: (404, "Not Found"),
     InvalidQuery: (400, "Bad Request"),
+    CommandNotFound: (404, "Not Found"),
+    CommandForbidden: (403, "Forbidden"),
 }
 PROBLEM_JSON = "application/problem+json"
 
@@ -127,8 +130,10 @@ def single_resource(body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=200, headers={"Content-Type": "application/json", "ETag": etag})
 
 
-def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    """A GET route that authenticates the caller and turns typed errors into problem responses."""
+def portal_route(
+    path: str, methods: list[str] | None = None
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """A route (GET unless `methods` says otherwise) that authenticates the caller and turns typed errors into problem responses."""
 
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @wraps(view)
@@ -144,7 +149,7 @@ def portal_route(path: str) -> Callable[[Callable[..., Response]], Callable[...,
                 logger.info("request refused", extra={"reason": error.reason, "path": path})
                 return _with_request_id(_problem_for(error), request_id)
 
-        app.route(path, methods=["GET"])(handle)
+        app.route(path, methods=methods or ["GET"])(handle)
         return handle
 
     return decorate
@@ -270,3 +275,5 @@ def get_load_profile(caller: Caller, meter_id: str) -> Response:
 
 # Consumption, demand and power factor: computed from the stored series (chalicelib/meter_data.py).
 meter_data.register(portal_route, _ports, _query)
+# Commands to a meter's RTU and their audit trail (chalicelib/commands.py).
+commands.register(portal_route, _ports, _query, _request, _limit, page_document)

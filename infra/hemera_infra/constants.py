@@ -38,6 +38,7 @@ FUNCTIONS_ID = "Functions"
 INGEST_ID = "Ingest"
 SCHEDULES_ID = "Schedules"
 PORTAL_API_ID = "PortalApi"
+PORTAL_USERS_ID = "PortalUsers"
 ANALYTICS_ID = "Analytics"
 
 # --- Lambda ------------------------------------------------------------------------------------
@@ -71,11 +72,7 @@ DLQ_RETENTION = Duration.days(14)
 # poison messages with their reason.
 INGEST_READ_WRITE_TABLES = (READINGS_TABLE,)
 INGEST_WRITE_BUCKETS = (RAW_BUCKET, QUARANTINE_BUCKET)
-# MQTT topics of a device: `hemera/<tenant>/<device>/...`; the thing name is `<tenant>:<device>`
-# and the thing carries both parts as attributes, which the IoT policy reads as policy variables.
-DEVICE_TOPIC_ROOT = "hemera"
-DEVICE_TENANT_ATTRIBUTE = "tenant"
-DEVICE_ID_ATTRIBUTE = "device"
+# Device topics, thing attributes and IoT policies: `hemera.domain.policies`.
 
 # --- analytics ---------------------------------------------------------------------------------
 # The curate function reads meter-days and writes Parquet under the dataset's prefix only.

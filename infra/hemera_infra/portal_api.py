@@ -28,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from hemera.definitions import READINGS_TABLE
 from hemera_infra.constants import (
     CHALICE_STAGE,
     LOG_RETENTION,
@@ -71,6 +72,15 @@ def _packaging_sandbox(region: str) -> Iterator[None]:
                 os.environ.pop("AWS_DEFAULT_REGION", None)
 
 
+# Every RTU's command topic: the API sends commands to the meters of the caller's tenant only
+# (checked before publishing); IoT topic ARNs take no finer condition on the tenant here.
+COMMAND_TOPIC_PATTERN = "hemera/*/*/down/cmd"
+COMMANDS_REASON = (
+    "iot:DescribeEndpoint has no resource-level permissions; iot:Publish is limited to the RTUs' "
+    "command topics (hemera/<tenant>/<rtu>/down/cmd), the tenant being checked by the API first."
+)
+
+
 class PortalApi(Construct):
     def __init__(
         self,
@@ -93,12 +103,33 @@ class PortalApi(Construct):
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         for table in PORTAL_API_READ_TABLES:
             storage.table(table).grant_read_data(role)
+        # Meter commands: the API records each command (its audit trail) in the readings table and
+        # publishes it on the RTU's command topic (IoT Core's data endpoint is looked up once).
+        storage.table(READINGS_TABLE).grant(role, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iot:Publish"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="iot", resource="topic", resource_name=COMMAND_TOPIC_PATTERN
+                    )
+                ],
+            )
+        )
+        # (no resource-level permissions: covered by the role's Resource::* acknowledgement below)
+        role.add_to_policy(iam.PolicyStatement(actions=["iot:DescribeEndpoint"], resources=["*"]))
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:topic/"
+            f"{COMMAND_TOPIC_PATTERN}]",
+            COMMANDS_REASON,
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
             )
         )
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", f"{XRAY_REASON} {COMMANDS_REASON}")
         return role
 
     def _build_chalice(

@@ -19,6 +19,7 @@ from hemera_infra.constants import (
     INGEST_ID,
     LAYER_ID,
     PORTAL_API_ID,
+    PORTAL_USERS_ID,
     SCHEDULES_ID,
     STACK_DESCRIPTION,
     STORAGE_ID,
@@ -27,6 +28,7 @@ from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.ingest import Ingest
 from hemera_infra.layer import HemeraLayer
 from hemera_infra.portal_api import PortalApi
+from hemera_infra.portal_users import PortalUsers
 from hemera_infra.schedules import Schedules
 from hemera_infra.storage import Storage
 
@@ -57,18 +59,21 @@ class HemeraStack(Stack):
         )
         self.analytics = Analytics(self, ANALYTICS_ID, storage=self.storage, functions=self.functions)
         self.schedules = Schedules(self, SCHEDULES_ID, functions=self.functions, schedules=schedules)
+        self.portal_users = PortalUsers(self, PORTAL_USERS_ID)
         self.portal_api = PortalApi(
             self,
             PORTAL_API_ID,
             source_dir=portal_api_dir,
             layer=self.layer,
             storage=self.storage,
-            environment=self.functions.environment,
+            environment={**self.functions.environment, **self.portal_users.environment},
         )
         self._build_outputs()
 
     def _build_outputs(self) -> None:
         CfnOutput(self, "PortalApiUrl", value=self.portal_api.url, description="Customer Portal API base URL")
+        CfnOutput(self, "PortalUserPoolId", value=self.portal_users.user_pool.user_pool_id)
+        CfnOutput(self, "PortalUserPoolClientId", value=self.portal_users.client.user_pool_client_id)
         for table_id, table in self.storage.tables.items():
             CfnOutput(self, f"{table_id}TableName", value=table.table_name)
         for bucket_id, bucket in self.storage.buckets.items():

@@ -10,12 +10,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
+import boto3
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from hemera_local.cloud import REPO_ROOT, LocalCloud, LocalCloudConfig, LocalCloudState, stop_recorded
+from hemera_local import identity
+from hemera_local.cloud import (
+    LOCAL_CREDENTIALS,
+    REPO_ROOT,
+    LocalCloud,
+    LocalCloudConfig,
+    LocalCloudState,
+    stop_recorded,
+)
 from hemera_local.fleet import fleet_command
+from hemera_local.identity import UserPoolIds
 from hemera_local.quarantine_cli import quarantine_app
 from hemera_local.tenant_cli import tenant_app
 
@@ -133,3 +143,31 @@ def demo(
 
 
 app.command("sim")(fleet_command)
+
+
+@app.command("login")
+def login_command(
+    user: Annotated[str, typer.Option(help="A portal user (the demo prints its users).")],
+    password: Annotated[str, typer.Option(help="The user's password.")],
+    state_dir: StateDir = REPO_ROOT / ".hemera",
+) -> None:
+    """Sign in to the running local cloud's user pool and print the ID token (the API's Bearer)."""
+    state = LocalCloudState.read(state_dir)
+    if state is None or state.user_pool_id is None or state.user_pool_client_id is None:
+        console.print(f"no local cloud with a user pool is running (no {state_dir}/local.json)")
+        raise typer.Exit(1)
+    cognito = boto3.client(
+        "cognito-idp",
+        region_name=state.user_pool_id.split("_", 1)[0],  # a pool id is `<region>_<id>`
+        endpoint_url=state.moto_url,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    pool = UserPoolIds(state.user_pool_id, state.user_pool_client_id)
+    try:
+        tokens = identity.login(cognito, pool, user, password)
+    except cognito.exceptions.NotAuthorizedException as exc:
+        console.print(f"login refused: {exc.response['Error']['Message']}")
+        raise typer.Exit(1) from exc
+    # Plain print: the token alone on stdout, so `TOKEN=$(hemera login …)` works.
+    print(tokens["IdToken"], file=sys.__stdout__)

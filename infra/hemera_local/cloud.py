@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import requests
 
+from hemera import aws
+from hemera.adapters.commands_mqtt import LocalBroker
 from hemera.config import AwsMode, AwsTarget, RuntimeSettings
 from hemera.definitions import PORTAL_API_DIR, QUEUE_CONSUMERS, SCHEDULES, TOPIC_RULES, ScheduleDef
 from hemera.domain.tenancy import thing_name
@@ -38,6 +40,7 @@ from hemera_local.broker import (
     wait_for_port,
 )
 from hemera_local.docs_server import ApiDocsServer
+from hemera_local.identity import UserPoolIds, add_user, ensure_user_pool
 from hemera_local.moto_server import ProcessMotoServer, ThreadMotoServer
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
@@ -75,6 +78,9 @@ class LocalCloudState:
     # unrelated process that reused a recorded pid (a stale local.json after a reboot).
     started: dict[str, int] = field(default_factory=dict)
     docs_url: str | None = None  # Swagger UI of the portal API
+    # The portal's Cognito user pool on the moto server (`hemera login` signs in against it).
+    user_pool_id: str | None = None
+    user_pool_client_id: str | None = None
 
     def write(self, state_dir: Path) -> None:
         (state_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -119,6 +125,7 @@ class LocalCloud:
         self._open_files: list[IO[Any]] = []  # children's logs and the function log, closed at stop
         self.target: AwsTarget | None = None
         self.settings: RuntimeSettings | None = None
+        self.user_pool: UserPoolIds | None = None
         self.mqtt_port = 0
         self.api_url: str | None = None
         self._docs: ApiDocsServer | None = None
@@ -151,7 +158,11 @@ class LocalCloud:
             mode=AwsMode.LOCAL, region=cfg.region, endpoint_url=f"http://127.0.0.1:{moto_port}"
         )
         queues = create_resources(self.target)
-        self.settings = RuntimeSettings.local(self.target)
+        # The portal's user pool, as the CDK app declares it; its ids reach the API like any name.
+        self.user_pool = ensure_user_pool(aws.client(self.target, "cognito-idp"))
+        self.settings = RuntimeSettings.local(self.target).model_copy(
+            update={"user_pool_id": self.user_pool.pool_id, "user_pool_client_id": self.user_pool.client_id}
+        )
         # The in-process handlers read their settings from the environment, as in Lambda.
         os.environ.update({**self.settings.environ(), **_LOCAL_ENV})
         cold_start()
@@ -161,6 +172,12 @@ class LocalCloud:
         self.mqtt_port = cfg.mqtt_port or free_port()
         self._broker = Mosquitto(self.state_dir / "broker", self.pki, self.mqtt_port, acl_text(tenants))
         self._broker.start()
+        # Commands to RTUs go out through this broker (IoT Core's data endpoint in AWS), as the
+        # rules bridge's identity, which may write every device's `down` topics.
+        bridge = self.pki.client(BRIDGE_IDENTITY)
+        broker = LocalBroker(self.mqtt_port, str(bridge.cert), str(bridge.key), str(bridge.ca))
+        self.settings = self.settings.model_copy(update={"local_mqtt": broker.render()})
+        os.environ.update(self.settings.environ())
         for tenant in tenants:
             self.apply_tenant(tenant)
 
@@ -241,6 +258,22 @@ class LocalCloud:
     def issue_api_key(self, tenant_id: str, name: str) -> str:
         assert self.settings
         return issue_api_key(portal_ports(self.settings).keys, tenant_id, name)
+
+    def add_portal_user(
+        self, username: str, password: str, group: str, tenant_id: str, customer_id: str | None = None
+    ) -> None:
+        """A user of the portal's pool (idempotent): an operator or admin of the tenant, or a
+        customer user of one of its customers."""
+        assert self.target and self.user_pool
+        add_user(
+            aws.client(self.target, "cognito-idp"),
+            self.user_pool,
+            username,
+            password,
+            group,
+            tenant_id,
+            customer_id,
+        )
 
     def usage(self) -> dict[str, Any]:
         """AWS usage since the last `reset_usage`: the moto server's count of the calls made to it,
@@ -350,6 +383,8 @@ class LocalCloud:
             mqtt_port=self.mqtt_port,
             api_url=self.api_url,
             docs_url=self.docs_url,
+            user_pool_id=self.user_pool.pool_id if self.user_pool else None,
+            user_pool_client_id=self.user_pool.client_id if self.user_pool else None,
             ca_file=str(self.pki.ca_cert),
             children=children,
             started={

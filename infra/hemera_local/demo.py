@@ -35,11 +35,27 @@ from hemera_local.cloud import LocalCloud, LocalCloudConfig
 INTERVALS_PER_DAY = 96
 
 
+@dataclass(frozen=True)
+class PortalLogin:
+    """A user of the portal's pool the demo creates: its credentials and what it may see."""
+
+    username: str
+    password: str
+    group: str
+    customer: str | None = None
+
+
+def demo_password() -> str:
+    # Fresh per demo; upper, lower, digit and symbol, as the pool's password policy asks.
+    return f"Hemera-{secrets.token_hex(6)}-Demo1!"
+
+
 @dataclass
 class DemoTenant:
     definition: TenantDefinition
     api_key: str
     day: date  # the local day the demo shows: yesterday in the tenant's zone
+    logins: tuple[PortalLogin, ...] = ()
 
     @property
     def day_bounds(self) -> tuple[datetime, datetime]:
@@ -76,7 +92,7 @@ class Demo:
         yesterday = now_local.date() - timedelta(days=1)
         history_start = datetime.combine(yesterday, clock_time(0), tzinfo=tenant.zone)
         self.tenants[tenant.id] = DemoTenant(
-            tenant, self.cloud.issue_api_key(tenant.id, "demo portal"), yesterday
+            tenant, self.cloud.issue_api_key(tenant.id, "demo portal"), yesterday, self._add_logins(tenant)
         )
         tenant_file = self.config.tenants_dir / f"{tenant.id}.yaml"
         for rtu in tenant.rtus:
@@ -142,6 +158,17 @@ class Demo:
             config_file = self._agent_config(tenant, rtu.id, meters)
             agent = Path(sys.executable).with_name("hemera-agent")
             self.cloud.spawn(f"agent-{tenant.id}-{rtu.id}", [str(agent), "run", "--config", str(config_file)])
+
+    def _add_logins(self, tenant: TenantDefinition) -> tuple[PortalLogin, ...]:
+        """An operator of the tenant and a customer user of the customer of its first meter."""
+        customer = tenant.meters[0].customer
+        logins = (
+            PortalLogin(f"{tenant.id}.operator", demo_password(), "operator"),
+            PortalLogin(f"{tenant.id}.{customer}", demo_password(), "customer", customer),
+        )
+        for login in logins:
+            self.cloud.add_portal_user(login.username, login.password, login.group, tenant.id, login.customer)
+        return logins
 
     def _agent_config(self, tenant: TenantDefinition, rtu_id: str, meters: list[dict[str, Any]]) -> Path:
         return write_agent_config(
@@ -232,6 +259,10 @@ class Demo:
                     for m in demo.definition.meters
                 ],
                 "curl": self.curl(demo.api_key, first_meter, demo.day),
+                "logins": [
+                    {"username": u.username, "password": u.password, "group": u.group, "customer": u.customer}
+                    for u in demo.logins
+                ],
                 "curl_other_tenant_404": self.curl(other.api_key, first_meter, demo.day),
             }
         return document
@@ -264,6 +295,19 @@ class Demo:
         for tenant_id, entry in document["tenants"].items():
             self.console.print(f"[bold]{tenant_id}[/] API key: {entry['api_key']}")
             self.console.print(entry["curl"], soft_wrap=True, highlight=False)
+            for login in entry["logins"]:
+                sees = f"customer {login['customer']}" if login["customer"] else "the whole tenant"
+                self.console.print(
+                    f"  {login['group']} login ({sees}): --user {login['username']} --password {login['password']}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+        self.console.print(
+            f"A user's token: TOKEN=$(hemera login --user U --password P --state-dir {self.config.state_dir}); "
+            f"curl -s -H \"Authorization: Bearer $TOKEN\" '{self.cloud.api_url}/v1/meters'",
+            soft_wrap=True,
+            highlight=False,
+        )
         first = next(iter(document["tenants"].values()))
         self.console.print("Another tenant's key gets 404 for the same meter:")
         self.console.print(first["curl_other_tenant_404"], soft_wrap=True, highlight=False)

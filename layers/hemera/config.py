@@ -63,6 +63,9 @@ class AwsTarget(BaseModel):
         return env
 
 
+LOCAL_MQTT_ENV_VAR = "HEMERA_LOCAL_MQTT"
+
+
 class RuntimeSettings(BaseModel):
     """What every function needs: where AWS is and the physical names of the resources."""
 
@@ -79,6 +82,9 @@ class RuntimeSettings(BaseModel):
     # The Cognito user pool whose JWTs the portal accepts; unset = API keys only.
     user_pool_id: str | None = None
     user_pool_client_id: str | None = None
+    # The local cloud only: its MQTT broker as `port|cert|key|ca` (the rules bridge's identity),
+    # which stands in for IoT Core's data endpoint when commands are sent to RTUs.
+    local_mqtt: str | None = None
 
     @property
     def user_pool_jwks_url(self) -> str | None:
@@ -119,6 +125,7 @@ class RuntimeSettings(BaseModel):
             event_bus=env[EVENT_BUS.env_var],
             user_pool_id=env.get(USER_POOL_ID_ENV_VAR) or None,
             user_pool_client_id=env.get(USER_POOL_CLIENT_ID_ENV_VAR) or None,
+            local_mqtt=env.get(LOCAL_MQTT_ENV_VAR) or None,
         )
 
     @classmethod
@@ -147,4 +154,5 @@ class RuntimeSettings(BaseModel):
             EVENT_BUS.env_var: self.event_bus,
             **({USER_POOL_ID_ENV_VAR: self.user_pool_id} if self.user_pool_id else {}),
             **({USER_POOL_CLIENT_ID_ENV_VAR: self.user_pool_client_id} if self.user_pool_client_id else {}),
+            **({LOCAL_MQTT_ENV_VAR: self.local_mqtt} if self.local_mqtt else {}),
         }

@@ -263,14 +263,28 @@ CURATE_QUEUE = QueueDef(
     batch_size=20,
     batch_window_s=10,
 )
-QUEUES = (TELEMETRY_QUEUE, CURATE_QUEUE)
+# --- commands ------------------------------------------------------------------------------------
+# RTU acks of meter commands (`hemera.cmd-ack/1`): few and small; one batch closes up to ten.
+COMMAND_ACK_QUEUE = QueueDef(
+    construct_id="CommandAcks",
+    env_var="HEMERA_COMMAND_ACK_QUEUE_URL",
+    local_name="hemera-command-acks",
+    dlq_local_name="hemera-command-acks-dlq",
+    visibility_timeout_s=6 * 30,
+    batch_size=10,
+    batch_window_s=1,
+)
+QUEUES = (TELEMETRY_QUEUE, CURATE_QUEUE, COMMAND_ACK_QUEUE)
 
 TRANSLATE_FUNCTION = FunctionDef(name="translate", code_dir="translate", handler="handler.lambda_handler")
 # pyarrow's Parquet writer wants memory (and memory brings CPU in Lambda).
 CURATE_FUNCTION = FunctionDef(
     name="curate", code_dir="curate", handler="handler.lambda_handler", memory_mb=1024, timeout_s=60
 )
-FUNCTIONS = (TRANSLATE_FUNCTION, CURATE_FUNCTION)
+COMMAND_ACK_FUNCTION = FunctionDef(
+    name="command_ack", code_dir="command_ack", handler="handler.lambda_handler", memory_mb=256, timeout_s=30
+)
+FUNCTIONS = (TRANSLATE_FUNCTION, CURATE_FUNCTION, COMMAND_ACK_FUNCTION)
 
 TELEMETRY_RULE = TopicRule(
     name="hemera_telemetry",
@@ -278,12 +292,19 @@ TELEMETRY_RULE = TopicRule(
     queue=TELEMETRY_QUEUE,
     function=TRANSLATE_FUNCTION,
 )
-TOPIC_RULES = (TELEMETRY_RULE,)
+COMMAND_ACK_RULE = TopicRule(
+    name="hemera_command_acks",
+    topic_filter="hemera/+/+/up/cmd-ack",
+    queue=COMMAND_ACK_QUEUE,
+    function=COMMAND_ACK_FUNCTION,
+)
+TOPIC_RULES = (TELEMETRY_RULE, COMMAND_ACK_RULE)
 
 # Every queue that feeds a function, whoever fills the queue (a topic rule, an event rule).
 QUEUE_CONSUMERS = (
     QueueConsumer(TELEMETRY_QUEUE, TRANSLATE_FUNCTION, max_concurrency=10),
     QueueConsumer(CURATE_QUEUE, CURATE_FUNCTION),
+    QueueConsumer(COMMAND_ACK_QUEUE, COMMAND_ACK_FUNCTION),
 )
 
 # Rules on the platform bus (EventBridge in AWS and on the local cloud's moto server alike).

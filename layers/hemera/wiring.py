@@ -21,8 +21,10 @@ from hemera.adapters.jwks import HttpKeySet
 from hemera.adapters.s3 import S3Quarantine, S3RawArchive
 from hemera.config import RuntimeSettings
 from hemera.definitions import EVENT_BUS
+from hemera.ports.commands import CommandPublisher
 from hemera.services.access import PortalPorts
 from hemera.services.callers import CognitoTokenVerifier, UserPool
+from hemera.services.commands import CommandPorts
 from hemera.services.curate import CuratePorts
 from hemera.services.ingest import IngestPorts
 
@@ -84,3 +86,28 @@ def curate_ports(settings: RuntimeSettings) -> CuratePorts:
     return CuratePorts(
         store=store, curated=S3ParquetCuratedWriter(aws.client(settings.aws, "s3"), settings.curated_bucket)
     )
+
+
+@cache
+def command_ports(settings: RuntimeSettings) -> CommandPorts:
+    """Meter commands: the readings table, and IoT Core (iot-data) to reach the RTUs."""
+    from hemera.adapters.commands_dynamodb import DynamoCommandStore, command_models
+
+    host = aws.endpoint_url(settings.aws, "dynamodb")
+    _store, registry = _readings(settings)
+    return CommandPorts(
+        registry=registry,
+        commands=DynamoCommandStore(command_models(settings.readings_table, settings.aws, host)),
+        publisher=_command_publisher(settings),
+    )
+
+
+def _command_publisher(settings: RuntimeSettings) -> CommandPublisher:
+    """IoT Core's data endpoint; on the local cloud, its mosquitto broker."""
+    if settings.local_mqtt:
+        from hemera.adapters.commands_mqtt import LocalBroker, LocalMqttPublisher
+
+        return LocalMqttPublisher(LocalBroker.parse(settings.local_mqtt))
+    from hemera.adapters.commands_iot import IotDataPublisher
+
+    return IotDataPublisher(settings.aws)

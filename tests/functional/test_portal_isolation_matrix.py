@@ -10,21 +10,24 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
 import yaml
 from chalice.test import Client
 
+from hemera.domain.commands import CommandKind, MeterCommand
+from hemera.domain.tenancy import TenantContext
 from hemera.services.access import hash_api_key, issue_api_key, revoke_api_key
-from hemera.wiring import portal_ports
+from hemera.wiring import command_ports, portal_ports
 from tests.conftest import REPO_ROOT
 from tests.openapi_contract import SPEC, assert_conforms
 
 BASE = "http://127.0.0.1:8000"
 OWNER, OTHER_TENANT = "coastal-power", "sul-energia"
 # Objects of the owner tenant, all of one customer, by the parameter name that addresses them.
-TARGETS = {"meter_id": "cp-m-2001", "customer_id": "harbour-offices"}
+TARGETS = {"meter_id": "cp-m-2001", "customer_id": "harbour-offices", "command_id": "c019ab3c4d5e6-1a2b3c4d"}
 # What the owner's other customers and the other tenant own: never in a foreign caller's answer.
 OWNER_OTHER_CUSTOMER = "bayside-cold-store"
 
@@ -76,8 +79,19 @@ def portal():
 
 
 @pytest.fixture
-def callers(moto_cloud, user_pool, portal):
+def callers(moto_cloud, user_pool, portal, monkeypatch):
+    # moto serves iot-data only on the generic endpoint (see test_portal_commands.py).
+    monkeypatch.setattr(
+        "hemera.adapters.commands_iot.IotDataPublisher.endpoint",
+        lambda self: "https://data-ats.iot.us-east-1.amazonaws.com",
+    )
     keys = portal_ports(moto_cloud).keys
+    # A command of the owner's meter, so the routes that address one have an object to refuse.
+    own_command = MeterCommand(
+        OWNER, TARGETS["command_id"], TARGETS["meter_id"], "rtu-syd-01", CommandKind.CLOCK_SYNC, {},
+        "user:otto.operator", "operator", datetime(2026, 11, 22, tzinfo=UTC),
+    )  # fmt: skip
+    command_ports(moto_cloud).commands.create(TenantContext(OWNER), own_command)
     revoked = issue_api_key(keys, OWNER, "revoked")
     revoke_api_key(keys, revoked)
     owner = issue_api_key(keys, OWNER, "owner")
@@ -90,6 +104,8 @@ def callers(moto_cloud, user_pool, portal):
         "stored hash as key": hash_api_key(owner),
         "revoked key": revoked,
         # Cognito users (tokens from moto's user pool), marked as bearer tokens by their prefix.
+        # Writes (commands) are for admins and operators: the owner's control call uses one.
+        "owner operator JWT": "Bearer " + user_pool.id_token("otto.operator"),
         "other tenant JWT": "Bearer " + user_pool.id_token("sara.sul"),
         "other customer JWT": "Bearer " + user_pool.id_token("bea.bayside"),
         "expired JWT": "Bearer " + user_pool.expired_id_token("otto.operator"),
@@ -99,15 +115,33 @@ def callers(moto_cloud, user_pool, portal):
         yield client, found
 
 
-def call(client, method, url, key):
+def request_body(operation):
+    """The first example of an operation's JSON body (None for operations without one)."""
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if content is None:
+        return None
+    examples = content.get("examples") or {}
+    assert examples, "give a request body an example in the spec"
+    return json.dumps(next(iter(examples.values()))["value"]).encode()
+
+
+def success_status(operation):
+    return min(int(code) for code in operation["responses"] if code.startswith("2"))
+
+
+def call(client, method, url, key, body=None):
     if key is None:
         headers = {}
     elif key.startswith("Bearer "):
         headers = {"Authorization": key}
     else:
         headers = {"x-api-key": key}
-    response = client.http.request(method, url, headers=headers)
-    assert_conforms(BASE + url, headers, response.status_code, dict(response.headers), response.body)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    response = client.http.request(method, url, headers=headers, body=body or b"")
+    assert_conforms(
+        BASE + url, headers, response.status_code, dict(response.headers), response.body, method, body
+    )
     return response
 
 
@@ -126,15 +160,17 @@ def test_the_matrix_covers_the_routes_of_the_spec():
 def test_no_route_serves_anything_out_of_the_callers_reach(callers, path, method, operation):
     client, keys = callers
     url = request_for(path, operation)
+    body = request_body(operation)
     # Control: the owner reaches the objects, so a 404 below is isolation, not a broken route.
-    assert call(client, method, url, keys["owner"]).status_code == 200
+    owner = keys["owner operator JWT"] if body is not None else keys["owner"]
+    assert call(client, method, url, owner, body).status_code == success_status(operation)
     addresses_an_object = "{" in path
     for who in ("no key", "forged key", "stored hash as key", "revoked key", "expired JWT", "forged JWT"):
-        response = call(client, method, url, keys[who])
+        response = call(client, method, url, keys[who], body)
         assert response.status_code == 401, (who, url, response.body)
         assert json.loads(response.body)["status"] == 401
     for who in ("other tenant", "other customer", "other tenant JWT", "other customer JWT"):
-        response = call(client, method, url, keys[who])
+        response = call(client, method, url, keys[who], body)
         if addresses_an_object:
             assert response.status_code == 404, (who, url, response.body)
             assert response.headers["Content-Type"] == "application/problem+json"

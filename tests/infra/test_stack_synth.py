@@ -17,6 +17,7 @@ from hemera.definitions import (
     QUARANTINE_BUCKET,
     QUEUE_CONSUMERS,
     RAW_BUCKET,
+    READINGS_TABLE,
     SCHEDULES,
     TABLES,
     TOPIC_RULES,
@@ -292,16 +293,32 @@ def test_portal_api_has_layer_environment_and_its_own_role(
     assert properties["Runtime"] == "python3.11"
 
 
-def test_portal_api_role_reads_tables_and_writes_nothing(
+def test_portal_api_role_reads_tables_writes_only_commands_and_publishes_only_to_command_topics(
     template: Template, hemera_stack: HemeraStack, logical_id: LogicalId
 ) -> None:
     role_id = logical_id(hemera_stack.portal_api.role)
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    dynamodb_actions = {a for s in statements for a in s["Action"] if a.startswith("dynamodb:")}
+
+    def actions(statement: dict) -> list[str]:
+        return [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+
+    dynamodb_actions = {a for s in statements for a in actions(s) if a.startswith("dynamodb:")}
     assert {"dynamodb:GetItem", "dynamodb:Query"} <= dynamodb_actions
-    assert not dynamodb_actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-    assert not any(str(s["Action"]).startswith("s3:") for s in statements)
+    assert "dynamodb:DeleteItem" not in dynamodb_actions
+    # Commands are the only writes: Put/Update on the readings table alone
+    readings = logical_id(hemera_stack.storage.table(READINGS_TABLE))
+    writes = [s for s in statements if {"dynamodb:PutItem", "dynamodb:UpdateItem"} & set(actions(s))]
+    assert writes and all(readings in json.dumps(s["Resource"]) for s in writes)
+    assert all(
+        logical_id(hemera_stack.storage.table(t)) not in json.dumps(s["Resource"])
+        for s in writes
+        for t in TABLES
+        if t != READINGS_TABLE
+    )
+    (publish,) = [s for s in statements if "iot:Publish" in actions(s)]
+    assert json.dumps(publish["Resource"]).endswith('topic/hemera/*/*/down/cmd"]]}')
+    assert not any(a.startswith("s3:") for s in statements for a in actions(s))
 
 
 def test_portal_api_is_a_sam_rest_api_on_stage_api(template: Template) -> None:

@@ -82,6 +82,48 @@ def test_demo_brings_a_full_local_day_for_every_meter(tmp_path):
     assert "load-profile?from=" in demo.stdout
 
 
+def hemera_login(state_dir: Path, user: str, password: str) -> subprocess.CompletedProcess[str]:
+    argv = [HEMERA, "login", "--user", user, "--password", password, "--state-dir", str(state_dir)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_demo_prints_portal_logins_whose_tokens_the_api_accepts(tmp_path):
+    demo = subprocess.Popen(
+        [HEMERA, "demo", "--state-dir", str(tmp_path), "--api-port", "0", "--speed", "20000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        document = wait_for_file(tmp_path / "demo.json", demo, timeout_s=240)
+        tenant = document["tenants"]["coastal-power"]
+        operator, customer_user = tenant["logins"]
+        assert (operator["group"], customer_user["group"]) == ("operator", "customer")
+
+        def meters_as(login: dict) -> requests.Response:
+            token = hemera_login(tmp_path, login["username"], login["password"])
+            assert token.returncode == 0, token.stdout + token.stderr
+            return requests.get(
+                f"{document['api_url']}/v1/meters",
+                headers={"Authorization": f"Bearer {token.stdout.strip()}"},
+                timeout=10,
+            )
+
+        seen_by_operator = meters_as(operator)
+        seen_by_customer = meters_as(customer_user)
+        assert seen_by_operator.status_code == 200
+        assert {m["id"] for m in seen_by_operator.json()["items"]} == {m["id"] for m in tenant["meters"]}
+        assert seen_by_customer.status_code == 200
+        assert {m["customer_id"] for m in seen_by_customer.json()["items"]} == {customer_user["customer"]}
+        assert hemera_login(tmp_path, operator["username"], "not-the-password").returncode == 1
+    finally:
+        subprocess.run([HEMERA, "local", "down", "--state-dir", str(tmp_path)], timeout=60, check=False)
+        output = demo.communicate(timeout=60)[0]
+    for login in (operator, customer_user):
+        assert f"--user {login['username']} --password {login['password']}" in output
+    assert "hemera login --user U --password P" in output
+
+
 def test_sim_runs_a_fleet_with_its_own_cloud_and_one_agent_per_rtu(tmp_path):
     scenario = Path(__file__).resolve().parents[2] / "device_agent" / "scenarios" / "small-fleet.yaml"
     sim = subprocess.run(

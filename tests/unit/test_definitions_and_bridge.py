@@ -61,7 +61,7 @@ def test_sqs_event_has_lambdas_shape():
 
 
 def test_every_rule_targets_a_queue_and_a_function():
-    assert {r.queue.local_name for r in TOPIC_RULES} == {"hemera-telemetry"}
+    assert {r.queue.local_name for r in TOPIC_RULES} == {"hemera-telemetry", "hemera-command-acks"}
     assert all(r.function.module_file.endswith(".py") for r in TOPIC_RULES)
 
 

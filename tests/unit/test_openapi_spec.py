@@ -44,13 +44,25 @@ def test_the_spec_and_the_app_have_the_same_routes_and_methods():
     assert sorted(in_spec - in_app) == [], "in the spec but not served by the app"
 
 
-def test_every_route_but_health_requires_the_api_key():
+def test_every_route_but_health_requires_the_api_key_or_a_bearer_token():
     document = yaml.safe_load(SPEC.read_text())
-    assert document["security"] == [{"ApiKey": []}]
-    public = [
-        (path, method.upper())
+    assert document["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    assert document["components"]["securitySchemes"]["Bearer"] == {
+        **document["components"]["securitySchemes"]["Bearer"],
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    operations = {
+        (path, method.upper()): operation.get("security", document["security"])
         for path, item in document["paths"].items()
         for method, operation in item.items()
-        if method in HTTP_METHODS and operation.get("security") == []
-    ]
+        if method in HTTP_METHODS
+    }
+    public = [route for route, security in operations.items() if security == []]
     assert public == [("/v1/health", "GET")]
+    # Every other route: each alternative names a credential, and no alternative is anonymous.
+    for route, security in operations.items():
+        if route in public:
+            continue
+        assert security and all(requirement.keys() & {"ApiKey", "Bearer"} for requirement in security), route
