@@ -40,7 +40,6 @@ from hemera_infra.constants import (
     ANALYTICS_LAYER_DIR,
     CURATE_READ_TABLES,
     CURATE_TABLE_ACTIONS,
-    DLQ_RETENTION,
     LAMBDA_ARCHITECTURE,
     LAMBDA_RUNTIME,
     LAYER_REQUIREMENTS,
@@ -51,6 +50,7 @@ from hemera_infra.constants import (
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.layer import PipLayerBundler
 from hemera_infra.nag import acknowledge, arn_wildcard_finding
+from hemera_infra.queues import queue_with_dead_letters
 from hemera_infra.storage import Storage
 
 CURATED_KEYS_REASON = (
@@ -91,30 +91,8 @@ class Analytics(Construct):
         return dlq.queue
 
     def _build_queue(self, consumer: QueueConsumer) -> sqs.Queue:
-        definition = consumer.queue
-        dead_letters = sqs.Queue(
-            self,
-            f"{definition.construct_id}Dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        acknowledge(
-            dead_letters,
-            "AwsSolutions-SQS3",
-            "This is the dead-letter queue of the curate queue and its rule.",
-        )
-        # SSE-SQS: EventBridge can deliver to it without a KMS key policy.
-        return sqs.Queue(
-            self,
-            definition.construct_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=Duration.seconds(definition.visibility_timeout_s),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=dead_letters, max_receive_count=definition.max_receive_count
-            ),
-        )
+        # EventBridge delivers to it with SSE-SQS, no KMS key policy needed.
+        return queue_with_dead_letters(self, consumer.queue, "the curate queue and its rule")
 
     def _build_event_rule(self, rule: EventRuleDef, bus: events.IEventBus) -> events.Rule:
         # An event EventBridge cannot deliver (queue policy, outage past the retry window) lands in

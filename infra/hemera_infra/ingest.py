@@ -21,7 +21,6 @@ from constructs import Construct
 from hemera.definitions import QUEUE_CONSUMERS, TOPIC_RULES, QueueDef, TopicRule
 from hemera.domain.policies import device_policy
 from hemera_infra.constants import (
-    DLQ_RETENTION,
     INGEST_READ_WRITE_TABLES,
     INGEST_WRITE_BUCKETS,
     IOT_SQL_VERSION,
@@ -29,6 +28,7 @@ from hemera_infra.constants import (
 )
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.nag import OBJECT_KEYS_REASON, acknowledge, arn_wildcard_finding
+from hemera_infra.queues import queue_with_dead_letters
 from hemera_infra.storage import Storage
 
 
@@ -65,25 +65,7 @@ class Ingest(Construct):
         return self.queues[definition.construct_id]
 
     def _build_queue(self, definition: QueueDef) -> sqs.Queue:
-        dead_letters = sqs.Queue(
-            self,
-            f"{definition.construct_id}Dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        acknowledge(dead_letters, "AwsSolutions-SQS3", "This is the dead-letter queue of an ingest queue.")
-        # SSE-SQS: encrypted at rest without KMS grants for the IoT rule role or the function.
-        return sqs.Queue(
-            self,
-            definition.construct_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=Duration.seconds(definition.visibility_timeout_s),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=dead_letters, max_receive_count=definition.max_receive_count
-            ),
-        )
+        return queue_with_dead_letters(self, definition, "an ingest queue")
 
     def _build_rule_error_log(self) -> logs.LogGroup:
         # A message the rule cannot deliver (throttling, SQS outage) is logged, never silently lost.
