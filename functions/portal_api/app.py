@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, timedelta
@@ -24,7 +25,7 @@ from typing import Any
 
 from chalice.app import Chalice, Request, Response
 
-from chalicelib import commands, meter_data
+from chalicelib import commands, instantaneous, meter_data
 from chalicelib.documents import load_profile_csv
 from chalicelib.http import csv_response, json_response, number, parse_instant, wants_csv
 from hemera.config import RuntimeSettings
@@ -37,10 +38,12 @@ from hemera.domain.errors import (
     TenantNotFound,
     Unauthenticated,
 )
+from hemera.domain.rate_limits import RateDecision, RateLimited, RateLimits
 from hemera.domain.readings import CHANNEL_UNITS
 from hemera.domain.registry import Customer, Meter
 from hemera.observability import logger
 from hemera.ports import Page
+from hemera.ports.rate_limits import RequestCounter
 from hemera.services.access import (
     Caller,
     LoadProfile,
@@ -52,7 +55,8 @@ from hemera.services.access import (
     owned_meter,
 )
 from hemera.services.callers import authenticate_request
-from hemera.wiring import portal_ports
+from hemera.services.rate_limits import admit, limits_from_environ
+from hemera.wiring import instantaneous_store, portal_ports, request_counter
 
 app = Chalice(app_name="hemera-portal-api")
 
@@ -65,6 +69,7 @@ _STATUS: dict[type[HemeraError], tuple[int, str]] = {
     InvalidQuery: (400, "Bad Request"),
     CommandNotFound: (404, "Not Found"),
     CommandForbidden: (403, "Forbidden"),
+    RateLimited: (429, "Too Many Requests"),
 }
 PROBLEM_JSON = "application/problem+json"
 
@@ -72,6 +77,29 @@ PROBLEM_JSON = "application/problem+json"
 @cache
 def _ports() -> PortalPorts:
     return portal_ports(RuntimeSettings.from_environ(os.environ))
+
+
+@cache
+def _rate_limits() -> RateLimits:
+    return limits_from_environ(os.environ)
+
+
+@cache
+def _counter() -> RequestCounter:
+    return request_counter(RuntimeSettings.from_environ(os.environ))
+
+
+def _admit(caller: Caller) -> RateDecision:
+    """Count the request against its tenant's per-minute allowance (429 past it)."""
+    return admit(_counter(), _rate_limits(), caller.ctx, time.time())
+
+
+def _rate_headers(response: Response, decision: RateDecision) -> Response:
+    # The IETF draft's names (draft-ietf-httpapi-ratelimit-headers): the tenant's allowance and
+    # what is left of it in the current one-minute window.
+    response.headers["RateLimit-Limit"] = str(decision.limit)
+    response.headers["RateLimit-Remaining"] = str(decision.remaining)
+    return response
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank") -> Response:
@@ -144,7 +172,15 @@ def portal_route(
             try:
                 caller = authenticate_request(_ports(), _request().headers, request_id)
                 logger.append_keys(tenant=caller.tenant_id, customer=caller.customer_id)
-                return _with_request_id(view(caller, **params), request_id)
+                # Counted once the caller is known: a request without valid credentials is a
+                # 401 and spends no tenant's allowance.
+                decision = _admit(caller)
+                return _with_request_id(_rate_headers(view(caller, **params), decision), request_id)
+            except RateLimited as error:
+                logger.info("request refused", extra={"reason": error.reason, "path": path})
+                response = _rate_headers(_problem_for(error), error.decision)
+                response.headers["Retry-After"] = str(error.decision.retry_after)
+                return _with_request_id(response, request_id)
             except HemeraError as error:
                 logger.info("request refused", extra={"reason": error.reason, "path": path})
                 return _with_request_id(_problem_for(error), request_id)
@@ -275,5 +311,9 @@ def get_load_profile(caller: Caller, meter_id: str) -> Response:
 
 # Consumption, demand and power factor: computed from the stored series (chalicelib/meter_data.py).
 meter_data.register(portal_route, _ports, _query)
+# Instantaneous values stored from the agent's instantaneous frames (chalicelib/instantaneous.py).
+instantaneous.register(
+    portal_route, _ports, lambda: instantaneous_store(RuntimeSettings.from_environ(os.environ)), _query
+)
 # Commands to a meter's RTU and their audit trail (chalicelib/commands.py).
 commands.register(portal_route, _ports, _query, _request, _limit, page_document)

@@ -42,6 +42,12 @@ from hemera_infra.storage import Storage
 CHALICE_HANDLER = "APIHandler"
 CHALICE_REST_API = "RestAPI"
 CHALICE_ENDPOINT_OUTPUT = "EndpointURL"
+# Stage-wide throttling of API Gateway (a token bucket over all callers): a flood guard in front of
+# the function. The per-tenant limits (600 requests a minute by default) live in the function
+# (`hemera.services.rate_limits`): API Gateway's own per-client limits need usage plans keyed by
+# API Gateway API keys, which the portal's Cognito users and hashed `x-api-key`s are not.
+STAGE_THROTTLING_RATE_PER_SECOND = 200
+STAGE_THROTTLING_BURST = 400
 # Only used to pick the partition's service principals when no region is configured.
 _FALLBACK_PACKAGING_REGION = "us-east-1"
 
@@ -96,6 +102,7 @@ class PortalApi(Construct):
         self.role = self._build_role(storage)
         self.chalice = self._build_chalice(source_dir, layer, environment)
         self.handler: CfnResource = self.chalice.get_resource(CHALICE_HANDLER)
+        self._build_stage_throttling()
         self.log_group = self._build_log_group()
         self.url: str = self.chalice.sam_template.get_output(CHALICE_ENDPOINT_OUTPUT).value
 
@@ -152,6 +159,20 @@ class PortalApi(Construct):
         region = self._packaging_region()
         with _packaging_sandbox(region):
             return Chalice(self, "Chalice", source_dir=str(source_dir), stage_config=stage_config)
+
+    def _build_stage_throttling(self) -> None:
+        rest_api: CfnResource = self.chalice.get_resource(CHALICE_REST_API)
+        rest_api.add_property_override(
+            "MethodSettings",
+            [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": STAGE_THROTTLING_RATE_PER_SECOND,
+                    "ThrottlingBurstLimit": STAGE_THROTTLING_BURST,
+                }
+            ],
+        )
 
     def _build_log_group(self) -> logs.LogGroup:
         # Created here (not by Lambda on first write) for its retention; named after the function

@@ -10,6 +10,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef, TopicRule
+from hemera.services.rate_limits import RATE_LIMITS_ENV_VAR, encode_limits, limits_of_tenants
 from hemera.tenants import TenantDefinition
 from hemera_infra.analytics import Analytics
 from hemera_infra.constants import (
@@ -66,7 +67,12 @@ class HemeraStack(Stack):
             source_dir=portal_api_dir,
             layer=self.layer,
             storage=self.storage,
-            environment={**self.functions.environment, **self.portal_users.environment},
+            environment={
+                **self.functions.environment,
+                **self.portal_users.environment,
+                # Each tenant's API allowance, from its tenant file (platform default otherwise).
+                RATE_LIMITS_ENV_VAR: encode_limits(limits_of_tenants(tenants)),
+            },
         )
         self._build_outputs()
 

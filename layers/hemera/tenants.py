@@ -131,6 +131,15 @@ class NotificationChannel(BaseModel):
     target: str = Field(min_length=1)
 
 
+class ApiLimits(BaseModel):
+    """The tenant's Customer Portal API allowance (default: 600 requests a minute, no burst)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int = Field(ge=1, le=100_000)
+    burst: int = Field(default=0, ge=0, le=100_000)
+
+
 class Rtu(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -194,6 +203,7 @@ class TenantDefinition(BaseModel):
     alarms: AlarmOverrides | None = None
     exports: tuple[ExportSchedule, ...] = ()
     notifications: tuple[NotificationChannel, ...] = ()
+    api: ApiLimits | None = None
     customers: tuple[Customer, ...]
     rtus: tuple[Rtu, ...]
     meters: tuple[MeterDef, ...]

@@ -17,11 +17,13 @@ from hemera.adapters.dynamodb import (
     readings_models,
 )
 from hemera.adapters.eventbridge import EventBridgeChangeEvents
+from hemera.adapters.instantaneous_dynamodb import DynamoInstantaneousStore, instantaneous_model
 from hemera.adapters.jwks import HttpKeySet
 from hemera.adapters.s3 import S3Quarantine, S3RawArchive
 from hemera.config import RuntimeSettings
 from hemera.definitions import EVENT_BUS
 from hemera.ports.commands import CommandPublisher
+from hemera.ports.rate_limits import RequestCounter
 from hemera.services.access import PortalPorts
 from hemera.services.callers import CognitoTokenVerifier, UserPool
 from hemera.services.commands import CommandPorts
@@ -51,7 +53,15 @@ def ingest_ports(settings: RuntimeSettings) -> IngestPorts:
             aws.client(settings.aws, "events"), settings.event_bus, EVENT_BUS.source
         ),
         ledger=DynamoLedger(_models(settings)),
+        instantaneous=instantaneous_store(settings),
     )
+
+
+@cache
+def instantaneous_store(settings: RuntimeSettings) -> DynamoInstantaneousStore:
+    """The meters' instantaneous values, in the readings table (ingest writes, the portal reads)."""
+    host = aws.endpoint_url(settings.aws, "dynamodb")
+    return DynamoInstantaneousStore(instantaneous_model(settings.readings_table, settings.aws, host))
 
 
 @cache
@@ -111,3 +121,11 @@ def _command_publisher(settings: RuntimeSettings) -> CommandPublisher:
     from hemera.adapters.commands_iot import IotDataPublisher
 
     return IotDataPublisher(settings.aws)
+
+
+@cache
+def request_counter(settings: RuntimeSettings) -> RequestCounter:
+    """The portal's per-tenant request counters, in the readings table (TTL on `expires_at`)."""
+    from hemera.adapters.rate_limits_dynamodb import DynamoRequestCounter
+
+    return DynamoRequestCounter(aws.client(settings.aws, "dynamodb"), settings.readings_table)

@@ -358,3 +358,29 @@ def test_the_translate_function_may_put_events_on_the_platform_bus_only(
         if s["Action"] == "events:PutEvents"
     ]
     assert statements and all(s["Resource"] == bus for s in statements)
+
+
+def test_portal_api_stage_throttles_every_method_and_the_function_gets_each_tenants_limit(
+    template: Template, hemera_stack: HemeraStack
+) -> None:
+    from hemera.services.rate_limits import limits_from_environ
+    from hemera_infra.portal_api import STAGE_THROTTLING_BURST, STAGE_THROTTLING_RATE_PER_SECOND
+
+    template.has_resource_properties(
+        "AWS::Serverless::Api",
+        {
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": STAGE_THROTTLING_RATE_PER_SECOND,
+                    "ThrottlingBurstLimit": STAGE_THROTTLING_BURST,
+                }
+            ]
+        },
+    )
+    (api_function,) = template.find_resources("AWS::Serverless::Function").values()
+    limits = limits_from_environ(api_function["Properties"]["Environment"]["Variables"])
+    for tenant in hemera_stack.tenants:
+        expected = tenant.api.requests_per_minute if tenant.api else 600
+        assert limits.of(tenant.id).requests_per_minute == expected

@@ -36,6 +36,7 @@ from hemera.domain.errors import (
     UnknownMeterModel,
     UnsupportedProtocol,
 )
+from hemera.domain.instantaneous import InstantaneousReading, decode_instantaneous, on_primary_side
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import CHANNEL_UNITS, IntervalReading
 from hemera.domain.registry import Meter
@@ -54,6 +55,7 @@ from hemera.ports import (
     Registry,
     SeriesChange,
 )
+from hemera.ports.instantaneous import InstantaneousStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class IngestPorts:
     quarantine: Quarantine
     events: ChangeEvents
     ledger: EnvelopeLedger
+    instantaneous: InstantaneousStore
 
 
 class Disposition(StrEnum):
@@ -145,10 +148,12 @@ def topic_tenant(topic: str | None) -> str | None:
         return None
 
 
-# Frames the cloud keeps only in the raw archive for now: register, instantaneous and event-log
-# reads are archived under the tenant (and can be translated from there later), not quarantined:
-# they are good input whose canonical store comes with later capabilities.
-ARCHIVED_ONLY = frozenset({FrameKind.REGISTERS, FrameKind.INSTANTANEOUS, FrameKind.EVENTS})
+# Frames the cloud keeps only in the raw archive for now: register and event-log reads are
+# archived under the tenant (and can be translated from there later), not quarantined: they are
+# good input whose canonical store comes with later capabilities. Instantaneous frames are decoded
+# by `hemera.domain.instantaneous` and stored apart from the interval series.
+ARCHIVED_ONLY = frozenset({FrameKind.REGISTERS, FrameKind.EVENTS})
+NOT_INTERVALS = ARCHIVED_ONLY | {FrameKind.INSTANTANEOUS}
 
 
 def archived_only_frames(envelope: Envelope) -> int:
@@ -157,7 +162,7 @@ def archived_only_frames(envelope: Envelope) -> int:
 
 def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     """Translate the load-profile frames of an envelope into canonical interval readings
-    (frames of the `ARCHIVED_ONLY` kinds are skipped)."""
+    (frames of the `NOT_INTERVALS` kinds are skipped)."""
     if envelope.protocol is Protocol.DLMS:
         return _decode_dlms(envelope)
     if envelope.protocol is Protocol.CANONICAL:
@@ -167,7 +172,7 @@ def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
     model = load_model(envelope.model)
     readings: list[IntervalReading] = []
     for frame in envelope.frames:
-        if frame.kind in ARCHIVED_ONLY:
+        if frame.kind in NOT_INTERVALS:
             continue
         if not isinstance(frame, ModbusFrame):  # the envelope guarantees it; keeps mypy honest
             raise MalformedFrame("a modbus envelope carries modbus frames only")
@@ -214,7 +219,7 @@ def _decode_dlms(envelope: Envelope) -> list[IntervalReading]:
     for frame in envelope.frames:
         if not isinstance(frame, DlmsFrame):
             raise MalformedFrame("a dlms envelope carries dlms frames only")
-        if frame.kind in ARCHIVED_ONLY:
+        if frame.kind in NOT_INTERVALS:
             continue
         if (frame.obis, frame.class_id, frame.attribute) != (lp.obis, PROFILE_GENERIC_CLASS, 2):
             raise MalformedFrame(
@@ -317,9 +322,16 @@ def _ingest_tenant(
             fresh.append(item)
     meters = ports.registry.get_meters(ctx, {item.envelope.meter for item in fresh})
     decoded: list[tuple[_Attributed, list[IntervalReading]]] = []
+    instant: dict[int, InstantaneousReading] = {}
     for item in fresh:
         try:
-            decoded.append((item, _translate(item, meters.get(item.envelope.meter))))
+            meter = meters.get(item.envelope.meter)
+            readings = _translate(item, meter)
+            assert meter is not None  # `_translate` rejects an unknown meter
+            reading = decode_instantaneous(item.envelope)
+            if reading is not None:
+                instant[item.index] = on_primary_side(reading, meter.multiplier)
+            decoded.append((item, readings))
         except RejectedMessage as error:
             results[item.index] = _result(ctx, item, Disposition.REJECTED, error=error)
     if not decoded:
@@ -334,6 +346,8 @@ def _ingest_tenant(
         # An envelope contradicts what is stored (another interval length): merge them one by one
         # so that only the culprit is rejected.
         stats, decoded = _merge_one_by_one(ctx, decoded, ports, announce, results)
+    # Put before the ledger records the envelopes: a put repeated by a redelivery rewrites the item.
+    ports.instantaneous.put(ctx, [instant[item.index] for item, _ in decoded if item.index in instant])
     keys = _archive(ctx, [item for item, _ in decoded], ports.archive)
     ports.ledger.record(ctx, [item.entry for item, _ in decoded])
     for item, readings in decoded:

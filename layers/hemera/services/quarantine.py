@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
+from hemera.adapters.instantaneous_memory import MemoryInstantaneousStore
 from hemera.adapters.memory import MemoryChangeEvents, MemoryLedger, MemoryRawArchive, MemoryReadingStore
 from hemera.domain.errors import QuarantineNotReplayable, RejectedMessage
 from hemera.ports import QuarantineRecord
@@ -91,6 +92,7 @@ def replay(
             archive=MemoryRawArchive(),
             events=MemoryChangeEvents(),
             ledger=MemoryLedger(),
+            instantaneous=MemoryInstantaneousStore(),
         )
         if dry_run
         else ports

@@ -1,0 +1,87 @@
+"""Per-tenant rate limits: window math, the tenant file override, and the in-memory counter."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from hemera.adapters.rate_limits_memory import MemoryRequestCounter
+from hemera.domain.rate_limits import RateLimit, RateLimited, RateLimits, Window
+from hemera.domain.tenancy import TenantContext
+from hemera.services.rate_limits import admit, encode_limits, limits_from_environ, limits_of_tenants
+from hemera.tenants import TenantDefinition
+from tests.conftest import TENANTS_DIR
+from tests.openapi_contract import SPEC
+
+MINUTE = 1_790_000_040  # a window start (divisible by 60)
+
+
+def test_a_window_starts_on_the_minute_and_ends_sixty_seconds_later():
+    assert Window.at(MINUTE + 59.9) == Window(MINUTE)
+    assert Window.at(MINUTE + 60) == Window(MINUTE + 60)
+    assert Window(MINUTE).end == MINUTE + 60
+    assert Window(MINUTE).expires_at > Window(MINUTE).end
+
+
+def test_the_request_past_the_allowance_is_refused_with_seconds_to_the_window_end():
+    counter, limits, ctx = (
+        MemoryRequestCounter(),
+        RateLimits(default=RateLimit(3, burst=1)),
+        TenantContext("acme"),
+    )
+    decisions = [admit(counter, limits, ctx, MINUTE + 10) for _ in range(4)]
+    assert [d.remaining for d in decisions] == [3, 2, 1, 0]
+    with pytest.raises(RateLimited) as refused:
+        admit(counter, limits, ctx, MINUTE + 15.5)
+    assert refused.value.decision.retry_after == 45
+    assert refused.value.decision.limit == 4
+
+
+def test_a_new_window_restores_the_allowance():
+    counter, limits, ctx = MemoryRequestCounter(), RateLimits(default=RateLimit(1)), TenantContext("acme")
+    admit(counter, limits, ctx, MINUTE + 59)
+    assert admit(counter, limits, ctx, MINUTE + 60).remaining == 0
+
+
+def test_one_tenants_burst_does_not_spend_anothers_allowance():
+    counter, limits = MemoryRequestCounter(), RateLimits(default=RateLimit(1))
+    admit(counter, limits, TenantContext("acme"), MINUTE)
+    with pytest.raises(RateLimited):
+        admit(counter, limits, TenantContext("acme"), MINUTE + 1)
+    assert admit(counter, limits, TenantContext("acme-corp"), MINUTE + 1).allowed
+
+
+def test_the_default_is_600_a_minute_and_a_tenant_file_overrides_it():
+    tenants = [
+        TenantDefinition.model_validate(yaml.safe_load(p.read_text())) for p in TENANTS_DIR.glob("*.yaml")
+    ]
+    limits = limits_from_environ({"HEMERA_PORTAL_RATE_LIMITS": encode_limits(limits_of_tenants(tenants))})
+    assert limits.of("sul-energia") == RateLimit(600, 0)
+    assert limits.of("coastal-power") == RateLimit(1200, 100)
+    assert limits.of("never-configured").per_window == 600
+    assert limits_from_environ({}).of("anyone") == RateLimit()
+
+
+@pytest.mark.parametrize(
+    "api", [{"requests_per_minute": 0}, {"requests_per_minute": 10, "burst": -1}, {"rpm": 5}]
+)
+def test_a_tenant_file_with_a_bad_api_section_is_refused(api):
+    document = yaml.safe_load((TENANTS_DIR / "sul-energia.yaml").read_text())
+    with pytest.raises(ValueError, match="api"):
+        TenantDefinition.model_validate({**document, "api": api})
+
+
+def test_every_authenticated_operation_documents_429_with_retry_after():
+    document = yaml.safe_load(SPEC.read_text())
+    secured = [
+        (path, method)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and operation.get("security", document["security"])
+    ]
+    assert secured
+    for path, method in secured:
+        assert document["paths"][path][method]["responses"]["429"] == {
+            "$ref": "#/components/responses/TooManyRequests"
+        }, (path, method)
+    assert document["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]["required"]
