@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import cache
-from typing import Any, cast
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
+from hemera.adapters.dynamodb import bind_model
 from hemera.config import AwsTarget
 from hemera.domain.commands import CommandKind, CommandStatus, MeterCommand
 from hemera.domain.errors import ConcurrentUpdate
@@ -59,18 +59,13 @@ class CommandPointerRecord(Model):
     meter = UnicodeAttribute()
 
 
-def _bind(record: type[Model], table_name: str, target: AwsTarget, host: str | None) -> Any:
-    meta = type("Meta", (), {"table_name": table_name, "region": target.region, "host": host})
-    return type(record.__name__, (record,), {"Meta": meta})
-
-
 @cache
 def command_models(
     table_name: str, target: AwsTarget, host: str | None
 ) -> tuple[type[CommandRecord], type[CommandPointerRecord]]:
     return (
-        cast(type[CommandRecord], _bind(CommandRecord, table_name, target, host)),
-        cast(type[CommandPointerRecord], _bind(CommandPointerRecord, table_name, target, host)),
+        bind_model(CommandRecord, table_name, target, host),
+        bind_model(CommandPointerRecord, table_name, target, host),
     )
 
 

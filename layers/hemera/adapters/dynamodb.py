@@ -189,7 +189,7 @@ R = TypeVar("R", CustomerRecord, MeterRecord)
 L = TypeVar("L", Customer, Meter)
 
 
-def _bind(record: type[M], table_name: str, target: AwsTarget, host: str | None) -> type[M]:
+def bind_model(record: type[M], table_name: str, target: AwsTarget, host: str | None) -> type[M]:
     """A subclass of `record` bound to a table and endpoint only known at cold start."""
     meta = type("Meta", (), {"table_name": table_name, "region": target.region, "host": host})
     return cast(type[M], type(record.__name__, (record,), {"Meta": meta}))
@@ -208,22 +208,22 @@ class ReadingsModels:
 def readings_models(table_name: str, target: AwsTarget, host: str | None) -> ReadingsModels:
     """pynamodb models of the single readings table, bound to one table and endpoint."""
     return ReadingsModels(
-        _bind(SeriesDayRecord, table_name, target, host),
-        _bind(MeterRecord, table_name, target, host),
-        _bind(TenantRecord, table_name, target, host),
-        _bind(LedgerRecord, table_name, target, host),
-        _bind(CustomerRecord, table_name, target, host),
+        bind_model(SeriesDayRecord, table_name, target, host),
+        bind_model(MeterRecord, table_name, target, host),
+        bind_model(TenantRecord, table_name, target, host),
+        bind_model(LedgerRecord, table_name, target, host),
+        bind_model(CustomerRecord, table_name, target, host),
     )
 
 
 @cache
 def api_key_model(table_name: str, target: AwsTarget, host: str | None) -> type[ApiKeyRecord]:
-    return _bind(ApiKeyRecord, table_name, target, host)
+    return bind_model(ApiKeyRecord, table_name, target, host)
 
 
 @cache
 def consent_model(table_name: str, target: AwsTarget, host: str | None) -> type[ConsentRecord]:
-    return _bind(ConsentRecord, table_name, target, host)
+    return bind_model(ConsentRecord, table_name, target, host)
 
 
 class DynamoReadingStore:

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, cast
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.models import Model
 
+from hemera.adapters.dynamodb import bind_model
 from hemera.config import AwsTarget
 from hemera.domain.instantaneous import InstantaneousReading, Quantity, capture_key
 from hemera.domain.tenancy import TenantContext
@@ -36,9 +36,7 @@ class InstantaneousRecord(Model):
 
 @cache
 def instantaneous_model(table_name: str, target: AwsTarget, host: str | None) -> type[InstantaneousRecord]:
-    meta = type("Meta", (), {"table_name": table_name, "region": target.region, "host": host})
-    bound: Any = type(InstantaneousRecord.__name__, (InstantaneousRecord,), {"Meta": meta})
-    return cast(type[InstantaneousRecord], bound)
+    return bind_model(InstantaneousRecord, table_name, target, host)
 
 
 class DynamoInstantaneousStore:
