@@ -15,7 +15,7 @@ own boto3.
 
 from __future__ import annotations
 
-from aws_cdk import BundlingOptions, DockerImage, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -40,15 +40,12 @@ from hemera_infra.constants import (
     ANALYTICS_LAYER_DIR,
     CURATE_READ_TABLES,
     CURATE_TABLE_ACTIONS,
-    LAMBDA_ARCHITECTURE,
-    LAMBDA_RUNTIME,
-    LAYER_REQUIREMENTS,
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
 )
 from hemera_infra.function_catalog import FunctionCatalog
-from hemera_infra.layer import PipLayerBundler
+from hemera_infra.layer import pip_layer
 from hemera_infra.nag import acknowledge, arn_wildcard_finding
 from hemera_infra.queues import queue_with_dead_letters
 from hemera_infra.storage import Storage
@@ -107,22 +104,12 @@ class Analytics(Construct):
         )
 
     def _build_pyarrow_layer(self) -> lambda_.LayerVersion:
-        bundler = PipLayerBundler(ANALYTICS_LAYER_DIR, None, LAYER_REQUIREMENTS)
-        code = lambda_.Code.from_asset(
-            str(ANALYTICS_LAYER_DIR),
-            bundling=BundlingOptions(
-                # Never pulled: the local bundler always succeeds or raises.
-                image=DockerImage.from_registry("none"),
-                local=bundler,
-            ),
-        )
-        return lambda_.LayerVersion(
+        return pip_layer(
             self,
             "PyarrowLayer",
-            code=code,
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[LAMBDA_ARCHITECTURE],
-            description="pyarrow (Parquet writer) for the curate function",
+            ANALYTICS_LAYER_DIR,
+            None,
+            "pyarrow (Parquet writer) for the curate function",
         )
 
     def _build_event_source(self, consumer: QueueConsumer) -> None:

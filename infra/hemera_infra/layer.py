@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import jsii
@@ -89,21 +90,40 @@ class HemeraLayer(Construct):
         self.layer_version = self._build_layer_version(source_dir)
 
     def _build_layer_version(self, source_dir: Path) -> lambda_.LayerVersion:
-        bundler = PipLayerBundler(source_dir, LAYER_PACKAGE, LAYER_REQUIREMENTS)
-        code = lambda_.Code.from_asset(
-            str(source_dir),
-            exclude=[f"**/{pattern}" for pattern in _NOT_SHIPPED],
-            bundling=BundlingOptions(
-                # Never pulled: the local bundler always succeeds or raises.
-                image=DockerImage.from_registry("none"),
-                local=bundler,
-            ),
-        )
-        return lambda_.LayerVersion(
+        return pip_layer(
             self,
             "LayerVersion",
-            code=code,
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[LAMBDA_ARCHITECTURE],
-            description="Hemera domain, ports and adapters with their third-party runtime",
+            source_dir,
+            LAYER_PACKAGE,
+            "Hemera domain, ports and adapters with their third-party runtime",
+            exclude=[f"**/{pattern}" for pattern in _NOT_SHIPPED],
         )
+
+
+def pip_layer(
+    scope: Construct,
+    construct_id: str,
+    source_dir: Path,
+    package: str | None,
+    description: str,
+    exclude: Sequence[str] = (),
+) -> lambda_.LayerVersion:
+    """A Lambda layer bundled locally by `PipLayerBundler` (no Docker): `source_dir`'s
+    requirements for the Lambda platform, plus `package` from it if given."""
+    code = lambda_.Code.from_asset(
+        str(source_dir),
+        exclude=list(exclude),
+        bundling=BundlingOptions(
+            # Never pulled: the local bundler always succeeds or raises.
+            image=DockerImage.from_registry("none"),
+            local=PipLayerBundler(source_dir, package, LAYER_REQUIREMENTS),
+        ),
+    )
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        code=code,
+        compatible_runtimes=[LAMBDA_RUNTIME],
+        compatible_architectures=[LAMBDA_ARCHITECTURE],
+        description=description,
+    )
