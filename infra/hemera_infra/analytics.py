@@ -15,16 +15,12 @@ own boto3.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_athena as athena
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from hemera.definitions import (
@@ -34,7 +30,6 @@ from hemera.definitions import (
     QUEUE_CONSUMERS,
     CuratedDatasetDef,
     EventRuleDef,
-    QueueConsumer,
 )
 from hemera_infra.constants import (
     ANALYTICS_LAYER_DIR,
@@ -44,10 +39,10 @@ from hemera_infra.constants import (
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
 )
+from hemera_infra.event_consumers import event_consumer
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.layer import pip_layer
 from hemera_infra.nag import acknowledge, arn_wildcard_finding
-from hemera_infra.queues import queue_with_dead_letters
 from hemera_infra.storage import Storage
 
 CURATED_KEYS_REASON = (
@@ -70,38 +65,21 @@ class Analytics(Construct):
         super().__init__(scope, construct_id)
         (consumer,) = (c for c in QUEUE_CONSUMERS if c.queue == rule.queue)
         self.bucket = storage.bucket(CURATED_BUCKET)
-        self.queue = self._build_queue(consumer)
-        self.rule = self._build_event_rule(rule, storage.event_bus)
+        fed = event_consumer(
+            self, consumer=consumer, rules=[rule], bus=storage.event_bus, functions=functions
+        )
+        self.queue, self.dead_letter_queue, (self.rule,), self.function = (
+            fed.queue,
+            fed.dead_letter_queue,
+            fed.rules,
+            fed.function,
+        )
         self.pyarrow_layer = self._build_pyarrow_layer()
-        self.function = functions.function(consumer.function)
         self.function.add_layers(self.pyarrow_layer)
-        self._build_event_source(consumer)
         self._grant_curate_access(storage, dataset)
         self.database = self._build_database(dataset)
         self.table = self._build_table(dataset)
         self.latest_view_query = self._build_latest_view_query(dataset)
-
-    @property
-    def dead_letter_queue(self) -> sqs.IQueue:
-        dlq = self.queue.dead_letter_queue
-        assert dlq is not None  # built with one
-        return dlq.queue
-
-    def _build_queue(self, consumer: QueueConsumer) -> sqs.Queue:
-        # EventBridge delivers to it with SSE-SQS, no KMS key policy needed.
-        return queue_with_dead_letters(self, consumer.queue, "the curate queue and its rule")
-
-    def _build_event_rule(self, rule: EventRuleDef, bus: events.IEventBus) -> events.Rule:
-        # An event EventBridge cannot deliver (queue policy, outage past the retry window) lands in
-        # the same DLQ as the curate failures, so one place holds everything not curated.
-        return events.Rule(
-            self,
-            f"{rule.name}Rule",
-            event_bus=bus,
-            event_pattern=events.EventPattern(source=[rule.source], detail_type=[rule.detail_type]),
-            targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
-            description=f"Hemera {rule.name}: {rule.detail_type} from {rule.source} to the curate queue",
-        )
 
     def _build_pyarrow_layer(self) -> lambda_.LayerVersion:
         return pip_layer(
@@ -110,18 +88,6 @@ class Analytics(Construct):
             ANALYTICS_LAYER_DIR,
             None,
             "pyarrow (Parquet writer) for the curate function",
-        )
-
-    def _build_event_source(self, consumer: QueueConsumer) -> None:
-        definition = consumer.queue
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=definition.batch_size,
-                max_batching_window=Duration.seconds(definition.batch_window_s),
-                report_batch_item_failures=True,
-                max_concurrency=consumer.max_concurrency,
-            )
         )
 
     def _grant_curate_access(self, storage: Storage, dataset: CuratedDatasetDef) -> None:

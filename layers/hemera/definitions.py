@@ -236,6 +236,19 @@ EVENT_BUS = EventBusDef("Events", "HEMERA_EVENT_BUS", "hemera-events", source="h
 # detail-type of the events announcing new data versions: each lists the meter-days of one tenant
 # that changed, with their versions (see `hemera.adapters.eventbridge.change_detail`).
 SERIES_CHANGED = "MeterDaysChanged"
+# The other platform events (their `source` is the capability that puts them on the bus):
+# final (VEE'd) days stored, with their versions — alarms and billing (restatements) listen.
+SERIES_VALIDATED = "FinalDaysChanged"
+VEE_SOURCE = "hemera.vee"
+# device events recorded by translate (power down/up, tamper, …) — alarms listen.
+METER_EVENTS_RECORDED = "MeterEventsRecorded"
+EVENTS_SOURCE = "hemera.events"
+# an alarm changed state (`hemera.domain.alarm_transition.AlarmTransition.detail`) — notifications.
+ALARM_CHANGED = "AlarmChanged"
+ALARMS_SOURCE = "hemera.alarms"
+# a billing export (or a restatement of one) was written — notifications, the tenant's systems.
+EXPORT_WRITTEN = "ExportWritten"
+BILLING_SOURCE = "hemera.billing"
 
 # --- ingest ----------------------------------------------------------------------------------
 TELEMETRY_QUEUE = QueueDef(
@@ -274,7 +287,6 @@ COMMAND_ACK_QUEUE = QueueDef(
     batch_size=10,
     batch_window_s=1,
 )
-QUEUES = (TELEMETRY_QUEUE, CURATE_QUEUE, COMMAND_ACK_QUEUE)
 
 TRANSLATE_FUNCTION = FunctionDef(name="translate", code_dir="translate", handler="handler.lambda_handler")
 # pyarrow's Parquet writer wants memory (and memory brings CPU in Lambda).
@@ -284,7 +296,6 @@ CURATE_FUNCTION = FunctionDef(
 COMMAND_ACK_FUNCTION = FunctionDef(
     name="command_ack", code_dir="command_ack", handler="handler.lambda_handler", memory_mb=256, timeout_s=30
 )
-FUNCTIONS = (TRANSLATE_FUNCTION, CURATE_FUNCTION, COMMAND_ACK_FUNCTION)
 
 TELEMETRY_RULE = TopicRule(
     name="hemera_telemetry",
@@ -298,14 +309,10 @@ COMMAND_ACK_RULE = TopicRule(
     queue=COMMAND_ACK_QUEUE,
     function=COMMAND_ACK_FUNCTION,
 )
-TOPIC_RULES = (TELEMETRY_RULE, COMMAND_ACK_RULE)
 
-# Every queue that feeds a function, whoever fills the queue (a topic rule, an event rule).
-QUEUE_CONSUMERS = (
-    QueueConsumer(TELEMETRY_QUEUE, TRANSLATE_FUNCTION, max_concurrency=10),
-    QueueConsumer(CURATE_QUEUE, CURATE_FUNCTION),
-    QueueConsumer(COMMAND_ACK_QUEUE, COMMAND_ACK_FUNCTION),
-)
+TELEMETRY_CONSUMER = QueueConsumer(TELEMETRY_QUEUE, TRANSLATE_FUNCTION, max_concurrency=10)
+CURATE_CONSUMER = QueueConsumer(CURATE_QUEUE, CURATE_FUNCTION)
+COMMAND_ACK_CONSUMER = QueueConsumer(COMMAND_ACK_QUEUE, COMMAND_ACK_FUNCTION)
 
 # Rules on the platform bus (EventBridge in AWS and on the local cloud's moto server alike).
 CURATE_RULE = EventRuleDef(
@@ -314,7 +321,6 @@ CURATE_RULE = EventRuleDef(
     detail_type=SERIES_CHANGED,
     queue=CURATE_QUEUE,
 )
-EVENT_RULES = (CURATE_RULE,)
 
 # Curated interval data: one row per interval and data version, in Parquet under
 # s3://<curated>/curated/intervals/tenant=<t>/date=<UTC day>/<batch digest>.parquet.
@@ -345,9 +351,97 @@ CURATED_INTERVALS = CuratedDatasetDef(
     newest_first=("data_version", "curated_at"),
 )
 
-# Periodic jobs arrive with later capabilities (VEE sweep, billing exports); the mechanism and its
-# local scheduler exist now so those only add a definition here.
-SCHEDULES: tuple[ScheduleDef, ...] = ()
+# --- VEE (validation, estimation, editing) ------------------------------------------------------
+VEE_QUEUES: tuple[QueueDef, ...] = ()
+VEE_FUNCTIONS: tuple[FunctionDef, ...] = ()
+VEE_CONSUMERS: tuple[QueueConsumer, ...] = ()
+VEE_EVENT_RULES: tuple[EventRuleDef, ...] = ()
+VEE_SCHEDULES: tuple[ScheduleDef, ...] = ()
+
+# --- meter events and outages ------------------------------------------------------------------
+EVENTS_QUEUES: tuple[QueueDef, ...] = ()
+EVENTS_FUNCTIONS: tuple[FunctionDef, ...] = ()
+EVENTS_CONSUMERS: tuple[QueueConsumer, ...] = ()
+EVENTS_TOPIC_RULES: tuple[TopicRule, ...] = ()
+EVENTS_EVENT_RULES: tuple[EventRuleDef, ...] = ()
+EVENTS_SCHEDULES: tuple[ScheduleDef, ...] = ()
+
+# --- alarms ------------------------------------------------------------------------------------
+ALARM_QUEUES: tuple[QueueDef, ...] = ()
+ALARM_FUNCTIONS: tuple[FunctionDef, ...] = ()
+ALARM_CONSUMERS: tuple[QueueConsumer, ...] = ()
+ALARM_TOPIC_RULES: tuple[TopicRule, ...] = ()
+ALARM_EVENT_RULES: tuple[EventRuleDef, ...] = ()
+ALARM_SCHEDULES: tuple[ScheduleDef, ...] = ()
+
+# --- notifications (alarm transitions to each tenant's SNS topic and webhooks) -----------------
+NOTIFY_QUEUES: tuple[QueueDef, ...] = ()
+NOTIFY_FUNCTIONS: tuple[FunctionDef, ...] = ()
+NOTIFY_CONSUMERS: tuple[QueueConsumer, ...] = ()
+NOTIFY_EVENT_RULES: tuple[EventRuleDef, ...] = ()
+NOTIFY_SCHEDULES: tuple[ScheduleDef, ...] = ()
+
+# --- billing determinants and exports ----------------------------------------------------------
+BILLING_QUEUES: tuple[QueueDef, ...] = ()
+BILLING_FUNCTIONS: tuple[FunctionDef, ...] = ()
+BILLING_CONSUMERS: tuple[QueueConsumer, ...] = ()
+BILLING_EVENT_RULES: tuple[EventRuleDef, ...] = ()
+BILLING_SCHEDULES: tuple[ScheduleDef, ...] = ()
+
+# --- commands housekeeping -----------------------------------------------------------------------
+COMMAND_SCHEDULES: tuple[ScheduleDef, ...] = ()
+
+# --- everything, as the CDK app and the local cloud build it -------------------------------------
+QUEUES = (
+    TELEMETRY_QUEUE,
+    CURATE_QUEUE,
+    COMMAND_ACK_QUEUE,
+    *VEE_QUEUES,
+    *EVENTS_QUEUES,
+    *ALARM_QUEUES,
+    *NOTIFY_QUEUES,
+    *BILLING_QUEUES,
+)
+FUNCTIONS = (
+    TRANSLATE_FUNCTION,
+    CURATE_FUNCTION,
+    COMMAND_ACK_FUNCTION,
+    *VEE_FUNCTIONS,
+    *EVENTS_FUNCTIONS,
+    *ALARM_FUNCTIONS,
+    *NOTIFY_FUNCTIONS,
+    *BILLING_FUNCTIONS,
+)
+TOPIC_RULES = (TELEMETRY_RULE, COMMAND_ACK_RULE, *EVENTS_TOPIC_RULES, *ALARM_TOPIC_RULES)
+# Every queue that feeds a function, whoever fills the queue (a topic rule, an event rule).
+QUEUE_CONSUMERS = (
+    TELEMETRY_CONSUMER,
+    CURATE_CONSUMER,
+    COMMAND_ACK_CONSUMER,
+    *VEE_CONSUMERS,
+    *EVENTS_CONSUMERS,
+    *ALARM_CONSUMERS,
+    *NOTIFY_CONSUMERS,
+    *BILLING_CONSUMERS,
+)
+# Rules on the platform bus (EventBridge in AWS and on the local cloud's moto server alike).
+EVENT_RULES = (
+    CURATE_RULE,
+    *VEE_EVENT_RULES,
+    *EVENTS_EVENT_RULES,
+    *ALARM_EVENT_RULES,
+    *NOTIFY_EVENT_RULES,
+    *BILLING_EVENT_RULES,
+)
+# Periodic jobs: EventBridge schedules in AWS, the local scheduler in the local cloud.
+SCHEDULES: tuple[ScheduleDef, ...] = (
+    *VEE_SCHEDULES,
+    *EVENTS_SCHEDULES,
+    *ALARM_SCHEDULES,
+    *NOTIFY_SCHEDULES,
+    *BILLING_SCHEDULES,
+    *COMMAND_SCHEDULES,
+)
 
 # --- portal API --------------------------------------------------------------------------------
 PORTAL_API_DIR = "portal_api"

@@ -113,3 +113,10 @@ class CustomerNotFound(HemeraError):
 
 class InvalidQuery(HemeraError):
     reason = "invalid_query"
+
+
+# --- final (VEE'd) series ----------------------------------------------------------------------
+class VersionConflict(HemeraError):
+    """Another writer stored a version of the same final day first: re-read and compute again."""
+
+    reason = "version_conflict"

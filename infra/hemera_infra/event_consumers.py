@@ -1,0 +1,76 @@
+"""A function fed by events of the platform bus: EventBridge rule(s) → SQS (with DLQ) → function.
+
+Every capability that reacts to platform events (curate, VEE, alarms, notifications, billing) is
+built this way, so each reads its events in batches with partial failures, as translate reads
+device messages, and keeps what it could not handle in one dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from hemera.definitions import EventRuleDef, QueueConsumer
+from hemera_infra.function_catalog import FunctionCatalog
+from hemera_infra.queues import queue_with_dead_letters
+
+
+@dataclass(frozen=True)
+class EventConsumer:
+    queue: sqs.Queue
+    dead_letter_queue: sqs.IQueue
+    rules: tuple[events.Rule, ...]
+    function: lambda_.Function
+
+
+def event_consumer(
+    scope: Construct,
+    *,
+    consumer: QueueConsumer,
+    rules: Sequence[EventRuleDef],
+    bus: events.IEventBus,
+    functions: FunctionCatalog,
+) -> EventConsumer:
+    """The queue of `consumer` with its DLQ, one EventBridge rule per definition in `rules` (all
+    of them must target that queue), and the consumer's function reading the queue in batches."""
+    if any(rule.queue != consumer.queue for rule in rules):
+        raise ValueError(f"every rule must target {consumer.queue.local_name}")
+    # EventBridge delivers to it with SSE-SQS, no KMS key policy needed.
+    queue = queue_with_dead_letters(
+        scope, consumer.queue, f"the {consumer.function.name} queue and its rules"
+    )
+    dlq = queue.dead_letter_queue
+    assert dlq is not None  # built with one
+    built = tuple(
+        # An event EventBridge cannot deliver (queue policy, outage past the retry window) lands
+        # in the same DLQ as the function's failures, so one place holds everything not handled.
+        events.Rule(
+            scope,
+            f"{rule.name}Rule",
+            event_bus=bus,
+            event_pattern=events.EventPattern(source=[rule.source], detail_type=[rule.detail_type]),
+            targets=[targets.SqsQueue(queue, dead_letter_queue=dlq.queue)],
+            description=f"Hemera {rule.name}: {rule.detail_type} from {rule.source} to the {consumer.function.name} queue",
+        )
+        for rule in rules
+    )
+    function = functions.function(consumer.function)
+    definition = consumer.queue
+    function.add_event_source(
+        event_sources.SqsEventSource(
+            queue,
+            batch_size=definition.batch_size,
+            max_batching_window=Duration.seconds(definition.batch_window_s),
+            report_batch_item_failures=True,
+            max_concurrency=consumer.max_concurrency,
+        )
+    )
+    return EventConsumer(queue, dlq.queue, built, function)
