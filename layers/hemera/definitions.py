@@ -240,6 +240,8 @@ SERIES_CHANGED = "MeterDaysChanged"
 # final (VEE'd) days stored, with their versions — alarms and billing (restatements) listen.
 SERIES_VALIDATED = "FinalDaysChanged"
 VEE_SOURCE = "hemera.vee"
+# the re-read sweep gave up on a gap after its attempts — alarms (communication failure) listen.
+READS_EXHAUSTED = "MeterReadsExhausted"
 # device events recorded by translate (power down/up, tamper, …) — alarms listen.
 METER_EVENTS_RECORDED = "MeterEventsRecorded"
 EVENTS_SOURCE = "hemera.events"

@@ -3,10 +3,12 @@ contract as the DynamoDB adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from hemera.domain.meter_events import MeterEvent, Outage, Subject
+from hemera.domain.readings import Channel
+from hemera.domain.registers import RegisterReading
 from hemera.domain.tenancy import TenantContext
 
 
@@ -44,3 +46,36 @@ class MemoryMeterEvents:
             if meter == meter_id and o.covers(start, end)
         ]
         return sorted(found, key=lambda o: o.start)
+
+
+class MemoryRegisters:
+    def __init__(self) -> None:
+        self._readings: dict[tuple[str, str, Channel, datetime], RegisterReading] = {}
+
+    def record_registers(self, ctx: TenantContext, readings: Sequence[RegisterReading]) -> None:
+        for r in readings:
+            self._readings[(ctx.tenant_id, r.meter_id, r.channel, r.at)] = r
+
+    def register_readings(
+        self, ctx: TenantContext, meter_id: str, channel: Channel, start: datetime, end: datetime
+    ) -> list[RegisterReading]:
+        found = [
+            r
+            for (tenant, meter, chan, at), r in self._readings.items()
+            if tenant == ctx.tenant_id and meter == meter_id and chan == channel and start <= at < end
+        ]
+        return sorted(found, key=lambda r: r.at)
+
+
+class MemoryDeviceActivity:
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[tuple[Subject, str], datetime]] = {}
+
+    def touch(self, ctx: TenantContext, seen: Mapping[tuple[Subject, str], datetime]) -> None:
+        stored = self._seen.setdefault(ctx.tenant_id, {})
+        for subject, at in seen.items():
+            if subject not in stored or stored[subject] < at:
+                stored[subject] = at
+
+    def last_seen(self, ctx: TenantContext) -> dict[tuple[Subject, str], datetime]:
+        return dict(self._seen.get(ctx.tenant_id, {}))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from hemera.domain.readings import CHANNEL_UNITS, Channel, Unit
 
@@ -118,3 +119,49 @@ class FinalDay:
             return Decimal(0)
         substituted = sum(1 for i in self.intervals if not i.is_actual)
         return Decimal(substituted) / Decimal(len(self.intervals))
+
+
+@dataclass(frozen=True, slots=True)
+class FinalDayChange:
+    """One entry of a `FinalDaysChanged` event: a final day stored at a new version.
+
+    `failed_rules` names the VEE rules that failed on the day (alarms count repeated failures),
+    `estimated`/`missing` count its estimated and still-missing intervals."""
+
+    meter_id: str
+    channel: Channel
+    local_day: date
+    version: int
+    previous_version: int | None
+    cause: str
+    failed_rules: tuple[str, ...] = ()
+    estimated: int = 0
+    missing: int = 0
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "meter_id": self.meter_id,
+            "channel": self.channel.value,
+            "local_day": self.local_day.isoformat(),
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "cause": self.cause,
+            "failed_rules": list(self.failed_rules),
+            "estimated": self.estimated,
+            "missing": self.missing,
+        }
+
+    @classmethod
+    def from_detail(cls, entry: dict[str, Any]) -> FinalDayChange:
+        previous = entry.get("previous_version")
+        return cls(
+            meter_id=str(entry["meter_id"]),
+            channel=Channel(str(entry["channel"])),
+            local_day=date.fromisoformat(str(entry["local_day"])),
+            version=int(str(entry["version"])),
+            previous_version=None if previous is None else int(str(previous)),
+            cause=str(entry["cause"]),
+            failed_rules=tuple(str(r) for r in entry.get("failed_rules") or ()),
+            estimated=int(str(entry.get("estimated", 0))),
+            missing=int(str(entry.get("missing", 0))),
+        )

@@ -83,3 +83,28 @@ class Outage:
     def covers(self, start: datetime, end: datetime) -> bool:
         """True when [start, end) overlaps the outage."""
         return self.start < end and (self.end is None or start < self.end)
+
+
+def event_detail(event: MeterEvent) -> dict[str, Any]:
+    """A `MeterEventsRecorded` event lists its events in this JSON form."""
+    return {
+        "subject": event.subject.value,
+        "subject_id": event.subject_id,
+        "device_id": event.device_id,
+        "type": event.type.value,
+        "at": event.at.isoformat(),
+        "code": event.code,
+        "detail": event.detail,
+    }
+
+
+def event_from_detail(entry: dict[str, Any]) -> MeterEvent:
+    return MeterEvent(
+        subject=Subject(entry["subject"]),
+        subject_id=str(entry["subject_id"]),
+        device_id=str(entry["device_id"]),
+        type=EventType(entry["type"]),
+        at=datetime.fromisoformat(entry["at"]),
+        code=entry.get("code"),
+        detail=dict(entry.get("detail") or {}),
+    )

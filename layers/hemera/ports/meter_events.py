@@ -3,11 +3,13 @@ VEE, alarms and the portal)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from hemera.domain.meter_events import MeterEvent, Outage, Subject
+from hemera.domain.readings import Channel
+from hemera.domain.registers import RegisterReading
 from hemera.domain.tenancy import TenantContext
 
 
@@ -30,4 +32,31 @@ class MeterEventStore(MeterEventLog, Protocol):
 
     def save_outages(self, ctx: TenantContext, outages: Sequence[Outage]) -> None:
         """Create or update outages (identity: meter and start)."""
+        ...
+
+
+class RegisterLog(Protocol):
+    def register_readings(
+        self, ctx: TenantContext, meter_id: str, channel: Channel, start: datetime, end: datetime
+    ) -> list[RegisterReading]:
+        """Register readings of one meter and channel with start ≤ at < end, in time order."""
+        ...
+
+
+class RegisterStore(RegisterLog, Protocol):
+    def record_registers(self, ctx: TenantContext, readings: Sequence[RegisterReading]) -> None:
+        """Store register readings idempotently (identity: meter, channel, at)."""
+        ...
+
+
+class DeviceActivity(Protocol):
+    """When each meter and RTU of a tenant last delivered data (translate touches it; the alarms
+    sweep finds silent ones)."""
+
+    def touch(self, ctx: TenantContext, seen: Mapping[tuple[Subject, str], datetime]) -> None:
+        """Record these last-seen times (an earlier time never replaces a later one)."""
+        ...
+
+    def last_seen(self, ctx: TenantContext) -> dict[tuple[Subject, str], datetime]:
+        """Every meter and RTU of the tenant that ever delivered, with its last-seen time."""
         ...
