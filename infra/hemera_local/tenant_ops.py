@@ -39,7 +39,14 @@ from hemera.domain.policies import (
     tenant_iot_policy_name,
     tenant_object_prefixes,
 )
-from hemera.domain.tenancy import META_SK, TenantContext, thing_name, validate_id
+from hemera.domain.tenancy import (
+    META_SK,
+    TENANTS_PK,
+    TenantContext,
+    tenant_listing_sk,
+    thing_name,
+    validate_id,
+)
 from hemera.services.access import issue_api_key
 from hemera.services.onboarding import register_tenant
 from hemera.tenants import TenantDefinition
@@ -326,7 +333,7 @@ class TenantOperations:
     def _tenant_items(self, tenant_id: str) -> list[dict[str, Any]]:
         # A full scan with a delimited prefix: offboarding is rare and must find every item of the
         # tenant (series, registry, ledger…), whatever its partition key after `T#<t>#`.
-        return list(
+        items = list(
             _scan(
                 self._ddb,
                 TableName=self.settings.readings_table,
@@ -335,6 +342,10 @@ class TenantOperations:
                 ExpressionAttributeValues={":p": {"S": TenantContext(tenant_id).key_prefix}},
             )
         )
+        # The platform's tenant list names the tenant outside its prefix (`list_tenants`).
+        listing = {"pk": {"S": TENANTS_PK}, "sk": {"S": tenant_listing_sk(tenant_id)}}
+        found = self._ddb.get_item(TableName=self.settings.readings_table, Key=listing, ConsistentRead=True)
+        return items + ([found["Item"]] if "Item" in found else [])
 
     def _object_versions(self, bucket: str, tenant_id: str) -> Iterator[dict[str, Any]]:
         """Every version and delete marker under the tenant's prefixes (versioned buckets keep

@@ -7,7 +7,7 @@ import pytest
 
 from hemera.adapters.memory import MemoryApiKeys, MemoryRegistry
 from hemera.domain.errors import InvalidTenantId, Unauthenticated
-from hemera.domain.registry import Customer, Meter
+from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext
 from hemera.services.access import authenticate, hash_api_key, issue_api_key, revoke_api_key
 from hemera.wiring import portal_ports
@@ -36,6 +36,26 @@ def all_pages(list_page, limit):
         if page.next_cursor is None:
             return pages
         cursor = page.next_cursor
+
+
+def test_every_registered_tenant_is_listed_once_for_the_sweeps(ports):
+    registry, _keys = ports
+    # Given two tenants whose ids share a prefix, one registered twice
+    for tenant in (
+        Tenant("acme-corp", "Acme Corp", "AU", "Australia/Sydney"),
+        Tenant("acme", "Acme", "BR", "America/Sao_Paulo"),
+    ):
+        registry.put_tenant(tenant)
+    registry.put_tenant(Tenant("acme", "Acme Energia", "BR", "America/Sao_Paulo"))
+    # When the sweeps list the tenants (the cloud fixture may hold others)
+    listed = registry.list_tenants()
+    ids = [t.id for t in listed]
+    # Then each appears once, in id order, with its latest registration
+    assert ids == sorted(set(ids))
+    assert {t.id: t.name for t in listed if t.id.startswith("acme")} == {
+        "acme": "Acme Energia",
+        "acme-corp": "Acme Corp",
+    }
 
 
 def test_customers_round_trip_and_stay_in_their_tenant(ports):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hemera import aws
-from hemera.domain.tenancy import TenantContext, thing_name
+from hemera.domain.tenancy import TENANTS_PK, TenantContext, thing_name
 from hemera.tenants import TenantDefinition, load_tenant_file
 from hemera.wiring import ingest_ports
 from hemera_local.pki import LocalPki
@@ -140,7 +140,10 @@ def test_offboarding_acme_removes_all_of_acme_and_nothing_of_acme_corp(operation
         assert not any("acme-corp" in n for n in names)
         assert not any(n.endswith(".key") for n in names)  # no private key in the archive
         readings = tar.extractfile("dynamodb/readings.jsonl").read().decode().splitlines()
-    assert all(json.loads(line)["pk"]["S"].startswith("T#acme#") for line in readings)
+    keys = [(json.loads(line)["pk"]["S"], json.loads(line)["sk"]["S"]) for line in readings]
+    # acme's own items, and its entry in the platform's tenant list
+    assert all(pk.startswith("T#acme#") or (pk, sk) == (TENANTS_PK, "T#acme#") for pk, sk in keys)
+    assert (TENANTS_PK, "T#acme#") in keys
     # and nothing of acme remains, proven by listing
     assert report.remaining.total == 0, report.remaining
     assert operations.remaining("acme").total == 0

@@ -40,7 +40,14 @@ from hemera.domain.series import (
     reading_of,
     to_columns,
 )
-from hemera.domain.tenancy import META_SK, TenantContext, series_sk, validate_id
+from hemera.domain.tenancy import (
+    META_SK,
+    TENANTS_PK,
+    TenantContext,
+    series_sk,
+    tenant_listing_sk,
+    validate_id,
+)
 from hemera.ports import (
     Announce,
     ApiKeyGrant,
@@ -439,14 +446,24 @@ class DynamoRegistry:
 
     def put_tenant(self, tenant: Tenant) -> None:
         ctx = TenantContext(tenant.id)
-        self._tenant(
-            ctx.tenant_pk(),
-            META_SK,
-            tenant=tenant.id,
-            name=tenant.name,
-            country=tenant.country,
-            timezone=tenant.timezone,
-        ).save()
+        with self._tenant.batch_write() as batch:
+            for pk, sk in ((ctx.tenant_pk(), META_SK), (TENANTS_PK, tenant_listing_sk(tenant.id))):
+                batch.save(
+                    self._tenant(
+                        pk,
+                        sk,
+                        tenant=tenant.id,
+                        name=tenant.name,
+                        country=tenant.country,
+                        timezone=tenant.timezone,
+                    )
+                )
+
+    def list_tenants(self) -> list[Tenant]:
+        return [
+            Tenant(r.tenant, r.name, r.country, r.timezone)
+            for r in self._tenant.query(TENANTS_PK, self._tenant.sk.startswith("T#"))
+        ]
 
     def get_tenant(self, ctx: TenantContext) -> Tenant | None:
         try:

@@ -159,6 +159,9 @@ class MemoryRegistry:
     def get_tenant(self, ctx: TenantContext) -> Tenant | None:
         return self.tenants.get(ctx.tenant_id)
 
+    def list_tenants(self) -> list[Tenant]:
+        return [self.tenants[t] for t in sorted(self.tenants)]
+
     def put_meter(self, ctx: TenantContext, meter: Meter) -> None:
         if meter.tenant_id != ctx.tenant_id:
             raise ValueError("a meter is registered only under its own tenant")

@@ -73,6 +73,14 @@ def series_sk_prefix(channel: str) -> str:
 
 
 META_SK = "META"
+# The platform's list of tenants (one item per tenant: pk TENANTS_PK, sk `T#<tenant>#`), for the
+# scheduled sweeps that visit every tenant. Not under a tenant's prefix, so offboarding deletes it
+# by name.
+TENANTS_PK = "PLATFORM#TENANTS"
+
+
+def tenant_listing_sk(tenant_id: str) -> str:
+    return TenantContext(tenant_id).key_prefix
 
 
 def thing_name(tenant_id: str, device_id: str) -> str:

@@ -116,6 +116,10 @@ class Registry(Protocol):
 
     def get_tenant(self, ctx: TenantContext) -> Tenant | None: ...
 
+    def list_tenants(self) -> list[Tenant]:
+        """Every registered tenant, in id order (for the scheduled sweeps that visit each)."""
+        ...
+
     def put_meter(self, ctx: TenantContext, meter: Meter) -> None: ...
 
     def put_meters(self, ctx: TenantContext, meters: Sequence[Meter]) -> None:
