@@ -28,22 +28,45 @@ def change_detail(ctx: TenantContext, changes: Sequence[SeriesChange]) -> dict[s
     }
 
 
-class EventBridgeChangeEvents:
+class EventBridgePublisher:
+    """Puts platform events on the bus: any detail-type, one entry per detail, ten per call.
+
+    Every capability announces through this one adapter (MeterDaysChanged, FinalDaysChanged,
+    MeterEventsRecorded, AlarmChanged, …); each detail must name its tenant."""
+
     def __init__(self, events: Any, bus_name: str, source: str) -> None:
         self._events, self._bus, self._source = events, bus_name, source
 
-    def announce(self, ctx: TenantContext, changes: Sequence[SeriesChange]) -> None:
+    def put(self, detail_type: str, details: Sequence[dict[str, Any]]) -> None:
+        if any("tenant" not in d for d in details):
+            raise ValueError("every platform event names its tenant")
         entries = [
             {
                 "EventBusName": self._bus,
                 "Source": self._source,
-                "DetailType": SERIES_CHANGED,
-                "Detail": json.dumps(change_detail(ctx, changes[start : start + CHANGES_PER_EVENT])),
+                "DetailType": detail_type,
+                "Detail": json.dumps(d),
             }
-            for start in range(0, len(changes), CHANGES_PER_EVENT)
+            for d in details
         ]
         for start in range(0, len(entries), _PUT_EVENTS_LIMIT):
             response = self._events.put_events(Entries=entries[start : start + _PUT_EVENTS_LIMIT])
             if response.get("FailedEntryCount"):
                 # Transient (throttling, an outage): the caller fails, the message is retried.
-                raise RuntimeError(f"EventBridge refused {response['FailedEntryCount']} change event(s)")
+                raise RuntimeError(
+                    f"EventBridge refused {response['FailedEntryCount']} {detail_type} event(s)"
+                )
+
+
+class EventBridgeChangeEvents:
+    def __init__(self, events: Any, bus_name: str, source: str) -> None:
+        self._publisher = EventBridgePublisher(events, bus_name, source)
+
+    def announce(self, ctx: TenantContext, changes: Sequence[SeriesChange]) -> None:
+        self._publisher.put(
+            SERIES_CHANGED,
+            [
+                change_detail(ctx, changes[start : start + CHANGES_PER_EVENT])
+                for start in range(0, len(changes), CHANGES_PER_EVENT)
+            ],
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hemera.adapters.s3 import (
     archive_document,
@@ -299,3 +299,15 @@ class MemoryChangeEvents:
 
     def announce(self, ctx: TenantContext, changes: Sequence[SeriesChange]) -> None:
         self.announced.extend((ctx.tenant_id, change) for change in changes)
+
+
+class MemoryPlatformEvents:
+    """Platform events kept in order, for tests: (detail-type, detail) pairs."""
+
+    def __init__(self) -> None:
+        self.put_events: list[tuple[str, dict[str, Any]]] = []
+
+    def put(self, detail_type: str, details: Sequence[dict[str, Any]]) -> None:
+        if any("tenant" not in d for d in details):
+            raise ValueError("every platform event names its tenant")
+        self.put_events.extend((detail_type, dict(d)) for d in details)

@@ -291,3 +291,10 @@ class TokenVerifier(Protocol):
         """The claims of a bearer token whose signature, issuer, audience and expiry hold;
         raises InvalidToken otherwise."""
         ...
+
+
+class PlatformEvents(Protocol):
+    """Platform events on the bus (`hemera.adapters.eventbridge.EventBridgePublisher`): one event
+    per detail, every detail naming its tenant."""
+
+    def put(self, detail_type: str, details: Sequence[dict[str, Any]]) -> None: ...
