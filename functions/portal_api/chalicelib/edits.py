@@ -1,0 +1,101 @@
+"""Routes of operators' interval edits (contract: `api_spec/openapi.yaml`): `POST
+/v1/meters/{meter_id}/edits` stores the edits and recomputes (VEE) the local days they fall in
+before it answers, so the response names each day's new data version; the earlier versions stay
+readable (`GET …/load-profile?version=N`).
+
+Who may edit is decided where commands decide it (admins and operators; any other caller who
+reaches the meter gets 403, a meter out of reach 404). The editor recorded with each edit is the
+requester of the audit trail of commands: the Cognito user, or the API key's fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from chalice.app import Request, Response
+
+from hemera.domain.errors import InvalidEdit
+from hemera.domain.final_series import FinalDayChange
+from hemera.observability import logger
+from hemera.ports.final_series import FinalSeriesReader
+from hemera.services.access import Caller, PortalPorts
+from hemera.services.vee import EditResult, VeePorts, VeeSettings, record_edits, vee_settings_from_environ
+from hemera.wiring import final_series_store, vee_ports
+
+from . import scope
+from .commands import requester
+from .http import json_response
+
+View = Callable[..., Response]
+Route = Callable[..., Callable[[View], View]]
+
+
+@cache
+def _vee_settings() -> VeeSettings:
+    return vee_settings_from_environ(os.environ)
+
+
+def _ports() -> VeePorts:
+    return vee_ports(scope.settings(), _vee_settings())
+
+
+def final_series() -> FinalSeriesReader:
+    """The final days the load profile serves (cached with the runtime's settings)."""
+    return final_series_store(scope.settings())
+
+
+def _day_document(change: FinalDayChange) -> dict[str, Any]:
+    return {
+        "local_day": change.local_day.isoformat(),
+        "version": change.version,
+        "previous_version": change.previous_version,
+        "estimated": change.estimated,
+        "missing": change.missing,
+        "failed_rules": list(change.failed_rules),
+    }
+
+
+def edit_document(result: EditResult) -> dict[str, Any]:
+    return {
+        "meter_id": result.meter_id,
+        "channel": result.channel.value,
+        "edits": result.edits,
+        "days": [_day_document(d) for d in result.days],
+    }
+
+
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.raw_body or b"null")
+    except ValueError as exc:
+        raise InvalidEdit("the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidEdit(
+            'the body is a JSON object: {"channel": …, "edits": [{"start", "value", "reason"}]}'
+        )
+    return body
+
+
+def register(route: Route, portal: Callable[[], PortalPorts], request: Callable[[], Request]) -> None:
+    """Add the routes to the app whose `portal_route` is `route`."""
+
+    @route("/v1/meters/{meter_id}/edits", methods=["POST"])
+    def post_edits(caller: Caller, meter_id: str) -> Response:
+        req = request()
+        body = _body(req)
+        by = requester(portal(), req.headers, caller)
+        result = record_edits(_ports(), caller, by, meter_id, body, datetime.now(UTC))
+        logger.info(
+            "intervals edited",
+            extra={
+                "meter": meter_id,
+                "edits": result.edits,
+                "days": [f"{d.local_day}@{d.version}" for d in result.days],
+            },
+        )
+        return json_response(edit_document(result), status=200)

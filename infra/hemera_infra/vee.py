@@ -1,0 +1,50 @@
+"""VEE: meter-day changes validated, estimated and edited into final days.
+
+MeterDaysChanged on the platform bus → EventBridge rule → SQS (with DLQ) → vee function (batches,
+partial failures) → final days in the readings table → FinalDaysChanged on the bus. The nightly
+sweep reaches the same function through the generic schedules (`definitions.VEE_SCHEDULES`).
+Operators' edits run VEE inside the portal API (synchronously, so the answer names the new
+version): its role gets what that needs here, next to the VEE function's own grants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from hemera.definitions import READINGS_TABLE, VEE_RULE, EventRuleDef
+from hemera_infra.constants import VEE_PORTAL_TABLE_ACTIONS, VEE_TABLE_ACTIONS
+from hemera_infra.event_consumers import EventFedConstruct
+from hemera_infra.function_catalog import FunctionCatalog
+from hemera_infra.storage import Storage
+
+
+class Vee(EventFedConstruct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: Storage,
+        functions: FunctionCatalog,
+        environment: Mapping[str, str],
+        portal_role: iam.IRole | None = None,
+        rule: EventRuleDef = VEE_RULE,
+    ) -> None:
+        super().__init__(scope, construct_id, rules=[rule], bus=storage.event_bus, functions=functions)
+        # The tenants' VEE overrides and contracted demands (written at synth from the tenant files).
+        for name, value in environment.items():
+            self.function.add_environment(name, value)
+        self._grant_vee_access(storage)
+        if portal_role is not None:
+            self._grant_portal_edits(storage, portal_role)
+
+    def _grant_vee_access(self, storage: Storage) -> None:
+        storage.table(READINGS_TABLE).grant(self.function, *VEE_TABLE_ACTIONS)
+        storage.event_bus.grant_put_events_to(self.function)
+
+    def _grant_portal_edits(self, storage: Storage, role: iam.IRole) -> None:
+        storage.table(READINGS_TABLE).grant(role, *VEE_PORTAL_TABLE_ACTIONS)
+        storage.event_bus.grant_put_events_to(role)
