@@ -1,4 +1,5 @@
-"""translate: SQS batch of device messages (from the telemetry topic rule) → canonical intervals.
+"""translate: SQS batch of device messages (from the telemetry and RTU-event topic rules) →
+canonical intervals, instantaneous values, registers, device events, outages and last-seen times.
 
 Thin entry point: unwrap the records, hand the whole batch to the ingest service (which reads,
 writes and archives per batch, not per message), quarantine what it rejected and report what
@@ -105,12 +106,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "intervals_new": outcome.stats.intervals_new,
             "intervals_changed": outcome.stats.intervals_changed,
             "intervals_unchanged": outcome.stats.intervals_unchanged,
+            "registers": outcome.device.registers,
+            "events_new": outcome.device.events_new,
+            "outages_saved": outcome.device.outages_saved,
         },
     )
     metrics.add_metric(name="IntervalsIngested", unit="Count", value=outcome.stats.intervals_new)
     metrics.add_metric(name="EnvelopesStored", unit="Count", value=counts[Disposition.STORED])
     metrics.add_metric(name="EnvelopesDuplicate", unit="Count", value=counts[Disposition.DUPLICATE])
     metrics.add_metric(name="MessagesQuarantined", unit="Count", value=counts[Disposition.REJECTED])
+    if outcome.device.events_new:
+        metrics.add_metric(name="DeviceEventsRecorded", unit="Count", value=outcome.device.events_new)
     archived_only = sum(
         r.archived_only_frames for r in outcome.results if r.disposition is Disposition.STORED
     )

@@ -29,7 +29,10 @@ Objects (OBIS, class, type, scaler/unit as the HD-500 model file states them):
   to the history start, shown once the clock has passed it: standard 255 "event log cleared" at
   the start; fraud 40/41 terminal cover removed/closed at +6 h / +6 h 05 min; power failure
   1/2 power down/up at +12 h / +12 h 05 min (markers only: the load profile has no gap);
-  remote disconnect/reconnect add 59/60 to the standard log;
+  remote disconnect/reconnect add 59/60 to the standard log. A meter given scenario `faults`
+  (`scenario.py`: `outage`, `tamper`) logs those instead of the fixed fraud and power-failure
+  markers, stamped by its clock: 1/2 at an outage's start/end, 40/41 (cover) or 42/43 (strong
+  magnetic field) at a tamper's start/end (event markers only, here too);
 - disconnect control 0.0.96.3.10.255 (70): output state, control state, control mode 1;
   methods 1 remote_disconnect and 2 remote_reconnect.
 
@@ -75,6 +78,7 @@ from hemera.tenants import LoadClass, MeterDef, TenantDefinition, load_tenant_fi
 from hemera_agent.clock import Clock, SimClock, utc_now
 from hemera_agent.simulators.gurux_shims import ServerReply, ShimmedServer, fill_association_object_list
 from hemera_agent.simulators.profile import IntervalEnergy, interval_energy, meter_seed, nominal_supply
+from hemera_agent.simulators.scenario import EventKind, Fault, meter_events
 
 log = logging.getLogger("hemera_agent.simulator.dlms")
 
@@ -87,6 +91,7 @@ UNIT_W, UNIT_WH, UNIT_VARH, UNIT_A, UNIT_V, UNIT_HZ, UNIT_NONE = 27, 30, 32, 33,
 # IDIS event codes.
 EVENT_POWER_DOWN, EVENT_POWER_UP = 1, 2
 EVENT_COVER_REMOVED, EVENT_COVER_CLOSED = 40, 41
+EVENT_MAGNETIC_FIELD, EVENT_MAGNETIC_FIELD_GONE = 42, 43
 EVENT_REMOTE_DISCONNECT, EVENT_REMOTE_RECONNECT = 59, 60
 EVENT_LOG_CLEARED = 255
 
@@ -136,6 +141,8 @@ class DlmsMeter:
     nominal_hz: float = 60.0
     # The tenant's country: its national holidays shape the load like Sundays (profile.py).
     country: str | None = None
+    # Scenario faults whose events the logs carry (outage, tamper); none: the fixed markers.
+    faults: tuple[Fault, ...] = ()
 
 
 @dataclass
@@ -185,6 +192,8 @@ class DlmsMeterState:
 
     def events(self, log_obis: str) -> list[tuple[datetime, int]]:
         """The entries of an event log that the clock has reached, oldest first."""
+        if self.meter.faults and log_obis in (FRAUD_LOG, POWER_FAILURE_LOG):
+            return self._fault_events(log_obis)
         start = self.history_start
         timeline = {
             STANDARD_LOG: [(start, EVENT_LOG_CLEARED), *self.relay_events],
@@ -198,6 +207,23 @@ class DlmsMeterState:
             ],
         }[log_obis]
         return sorted((at, code) for at, code in timeline if at <= self.now)
+
+    def _fault_events(self, log_obis: str) -> list[tuple[datetime, int]]:
+        """The scenario faults' entries of the fraud or power-failure log, by the meter's clock."""
+        codes = {
+            POWER_FAILURE_LOG: {EventKind.POWER_DOWN: EVENT_POWER_DOWN, EventKind.POWER_UP: EVENT_POWER_UP},
+            FRAUD_LOG: {
+                EventKind.COVER_OPEN: EVENT_COVER_REMOVED,
+                EventKind.COVER_CLOSED: EVENT_COVER_CLOSED,
+                EventKind.MAGNETIC_TAMPER: EVENT_MAGNETIC_FIELD,
+                EventKind.MAGNETIC_TAMPER_CLEARED: EVENT_MAGNETIC_FIELD_GONE,
+            },
+        }[log_obis]
+        return [
+            (e.meter_time.replace(microsecond=0), codes[e.kind])
+            for e in meter_events(self.meter.faults, self.now)
+            if e.kind in codes
+        ]
 
     def instantaneous(self) -> dict[str, int]:
         """Raw (scaled) instantaneous values from the newest completed interval."""

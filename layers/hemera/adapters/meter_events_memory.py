@@ -17,9 +17,14 @@ class MemoryMeterEvents:
         self._events: dict[str, dict[str, MeterEvent]] = {}
         self._outages: dict[str, dict[tuple[str, datetime], Outage]] = {}
 
+    def unseen(self, ctx: TenantContext, events: Sequence[MeterEvent]) -> list[MeterEvent]:
+        """The events not stored yet (translate announces them before it records them)."""
+        stored = self._events.get(ctx.tenant_id, {})
+        return list({e.event_id: e for e in events if e.event_id not in stored}.values())
+
     def record(self, ctx: TenantContext, events: Sequence[MeterEvent]) -> list[MeterEvent]:
         stored = self._events.setdefault(ctx.tenant_id, {})
-        new = [e for e in events if e.event_id not in stored]
+        new = list({e.event_id: e for e in events if e.event_id not in stored}.values())
         for event in new:
             stored[event.event_id] = event
         return new
@@ -39,6 +44,12 @@ class MemoryMeterEvents:
         for outage in outages:
             stored[(outage.meter_id, outage.start)] = outage
 
+    def discard_outages(self, ctx: TenantContext, outages: Sequence[Outage]) -> None:
+        """Delete outages a more trusted one replaced (identity: meter and start)."""
+        stored = self._outages.setdefault(ctx.tenant_id, {})
+        for outage in outages:
+            stored.pop((outage.meter_id, outage.start), None)
+
     def outages(self, ctx: TenantContext, meter_id: str, start: datetime, end: datetime) -> list[Outage]:
         found = [
             o
@@ -46,6 +57,11 @@ class MemoryMeterEvents:
             if meter == meter_id and o.covers(start, end)
         ]
         return sorted(found, key=lambda o: o.start)
+
+    def tenant_outages(self, ctx: TenantContext, start: datetime, end: datetime) -> list[Outage]:
+        """Every meter's outages overlapping [start, end), in start order."""
+        found = [o for o in self._outages.get(ctx.tenant_id, {}).values() if o.covers(start, end)]
+        return sorted(found, key=lambda o: (o.start, o.meter_id))
 
 
 class MemoryRegisters:

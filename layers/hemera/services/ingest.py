@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -28,6 +28,7 @@ from hemera.domain.envelope import (
     parse_envelope,
 )
 from hemera.domain.errors import (
+    HemeraError,
     MalformedEnvelope,
     MalformedFrame,
     RejectedMessage,
@@ -36,9 +37,21 @@ from hemera.domain.errors import (
     UnknownMeterModel,
     UnsupportedProtocol,
 )
+from hemera.domain.events_decode import (
+    RtuEventDocument,
+    decode_meter_events,
+    decode_registers,
+    events_translated,
+    is_rtu_events_topic,
+    parse_rtu_event,
+    registers_on_primary_side,
+    rtu_meter_event,
+)
 from hemera.domain.instantaneous import InstantaneousReading, decode_instantaneous, on_primary_side
+from hemera.domain.meter_events import MeterEvent, Subject
 from hemera.domain.modbus.model import decode_load_profile_window, load_model
 from hemera.domain.readings import CHANNEL_UNITS, IntervalReading
+from hemera.domain.registers import RegisterReading
 from hemera.domain.registry import Meter
 from hemera.domain.tenancy import TenantContext, parse_device_topic
 from hemera.ports import (
@@ -56,6 +69,7 @@ from hemera.ports import (
     SeriesChange,
 )
 from hemera.ports.instantaneous import InstantaneousStore
+from hemera.services.device_events import DeviceBatch, DeviceBatchStats, DeviceEventPorts, record_device_batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,8 @@ class IngestPorts:
     events: ChangeEvents
     ledger: EnvelopeLedger
     instantaneous: InstantaneousStore
+    # Device events, registers, outages and last-seen times (None: those frames stay archived only).
+    device_events: DeviceEventPorts | None = None
 
 
 class Disposition(StrEnum):
@@ -122,6 +138,7 @@ class MessageResult:
 class BatchOutcome:
     results: list[MessageResult]  # one per message, in the order given
     stats: MergeStats
+    device: DeviceBatchStats = field(default_factory=DeviceBatchStats)
 
     def count(self, disposition: Disposition) -> int:
         return sum(1 for r in self.results if r.disposition is disposition)
@@ -131,8 +148,8 @@ class BatchOutcome:
 class IngestOutcome:
     tenant_id: str
     device_id: str
-    meter_id: str
-    seq: int
+    meter_id: str | None  # None: an RTU event about the RTU itself
+    seq: int | None  # None: an RTU event (they carry no sequence number)
     intervals: int
     stats: MergeStats
     archive_key: str | None
@@ -148,16 +165,18 @@ def topic_tenant(topic: str | None) -> str | None:
         return None
 
 
-# Frames the cloud keeps only in the raw archive for now: register and event-log reads are
-# archived under the tenant (and can be translated from there later), not quarantined: they are
-# good input whose canonical store comes with later capabilities. Instantaneous frames are decoded
-# by `hemera.domain.instantaneous` and stored apart from the interval series.
-ARCHIVED_ONLY = frozenset({FrameKind.REGISTERS, FrameKind.EVENTS})
-NOT_INTERVALS = ARCHIVED_ONLY | {FrameKind.INSTANTANEOUS}
+# Frames that are not load profile: instantaneous frames are decoded by
+# `hemera.domain.instantaneous`, register and DLMS event-log frames by
+# `hemera.domain.events_decode` (stored through `IngestPorts.device_events`), each apart from the
+# interval series. Modbus event frames have no map in any shipped model: they are archived under
+# the tenant (and can be translated from there later), not quarantined.
+NOT_INTERVALS = frozenset({FrameKind.REGISTERS, FrameKind.EVENTS, FrameKind.INSTANTANEOUS})
 
 
 def archived_only_frames(envelope: Envelope) -> int:
-    return sum(1 for frame in envelope.frames if frame.kind in ARCHIVED_ONLY)
+    if events_translated(envelope):
+        return 0
+    return sum(1 for frame in envelope.frames if frame.kind is FrameKind.EVENTS)
 
 
 def decode_envelope(envelope: Envelope) -> list[IntervalReading]:
@@ -266,6 +285,26 @@ def _attribute(index: int, message: DeviceMessage) -> tuple[str, _Attributed]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _RtuMessage:
+    """An RTU event (`up/events`) whose topic and document agree."""
+
+    index: int
+    message: DeviceMessage
+    device_id: str
+    document: RtuEventDocument
+
+
+def _attribute_rtu_event(index: int, message: DeviceMessage) -> tuple[str, _RtuMessage]:
+    try:
+        tenant_id, device_id, _ = parse_device_topic(message.topic)
+    except ValueError as exc:
+        raise MalformedEnvelope(str(exc)) from exc
+    return tenant_id, _RtuMessage(
+        index, message, device_id, parse_rtu_event(message.payload, tenant_id, device_id)
+    )
+
+
 def archive_batch_key(received_hour: datetime, message_ids: Sequence[str]) -> str:
     """Key (under the tenant's raw prefix) of one archive object: the hour the messages arrived,
     and a digest of their ids, so a retried batch rewrites the same object instead of adding one."""
@@ -279,14 +318,23 @@ def ingest_batch(messages: Sequence[DeviceMessage], ports: IngestPorts) -> Batch
     Per tenant in the batch: envelopes already in the ledger are duplicates and skipped; the
     meters are looked up together; the readings of all envelopes are merged together (one read
     per 100 meter-days, one conditional write per changed meter-day, change events announced
-    before the writes); the accepted envelopes are archived as one compressed JSON Lines object per
-    hour of arrival; and only then are they recorded in the ledger. A failure before the ledger
-    leaves the messages to be delivered again, and every step repeats without double effect.
+    before the writes); their device events and registers, the RTUs' `up/events` messages of the
+    batch and every meter's and RTU's last-seen time are stored together
+    (`hemera.services.device_events.record_device_batch`); the accepted envelopes are archived as
+    one compressed JSON Lines object per hour of arrival; and only then are they recorded in the
+    ledger. A failure before the ledger leaves the messages to be delivered again, and every step
+    repeats without double effect. RTU events carry no sequence number: their identity is the
+    event's (`MeterEvent.event_id`), and they are not archived (a rejected one is quarantined).
     """
     results: dict[int, MessageResult] = {}
     by_tenant: dict[str, list[_Attributed]] = {}
+    rtu_by_tenant: dict[str, list[_RtuMessage]] = {}
     for index, message in enumerate(messages):
         try:
+            if is_rtu_events_topic(message.topic):
+                tenant_id, rtu = _attribute_rtu_event(index, message)
+                rtu_by_tenant.setdefault(tenant_id, []).append(rtu)
+                continue
             tenant_id, attributed = _attribute(index, message)
         except RejectedMessage as error:
             results[index] = MessageResult(
@@ -294,23 +342,31 @@ def ingest_batch(messages: Sequence[DeviceMessage], ports: IngestPorts) -> Batch
             )
             continue
         by_tenant.setdefault(tenant_id, []).append(attributed)
-    stats = MergeStats()
-    for tenant_id, group in by_tenant.items():
-        ctx = TenantContext(tenant_id, correlation_id=group[0].message.message_id)
+    stats, device = MergeStats(), DeviceBatchStats()
+    for tenant_id in dict.fromkeys([*by_tenant, *rtu_by_tenant]):
+        group, rtu_group = by_tenant.get(tenant_id, []), rtu_by_tenant.get(tenant_id, [])
+        first = group[0].message if group else rtu_group[0].message
+        ctx = TenantContext(tenant_id, correlation_id=first.message_id)
         try:
-            stats += _ingest_tenant(ctx, group, ports, results)
+            merged, recorded = _ingest_tenant(ctx, group, rtu_group, ports, results)
+            stats, device = stats + merged, device + recorded
         except Exception as error:  # anything not about one message is transient: retry the rest
-            for item in group:
+            pending = [(i.index, i.message, i.device_id) for i in group]
+            pending += [(r.index, r.message, r.device_id) for r in rtu_group]
+            for index, message, device_id in pending:
                 results.setdefault(
-                    item.index,
-                    MessageResult(item.message, Disposition.FAILED, tenant_id, item.device_id, error=error),
+                    index, MessageResult(message, Disposition.FAILED, tenant_id, device_id, error=error)
                 )
-    return BatchOutcome([results[i] for i in range(len(messages))], stats)
+    return BatchOutcome([results[i] for i in range(len(messages))], stats, device)
 
 
 def _ingest_tenant(
-    ctx: TenantContext, group: list[_Attributed], ports: IngestPorts, results: dict[int, MessageResult]
-) -> MergeStats:
+    ctx: TenantContext,
+    group: list[_Attributed],
+    rtu_group: list[_RtuMessage],
+    ports: IngestPorts,
+    results: dict[int, MessageResult],
+) -> tuple[MergeStats, DeviceBatchStats]:
     seen = ports.ledger.seen(ctx, list({item.entry for item in group}))
     fresh: list[_Attributed] = []
     in_batch: set[LedgerEntry] = set()
@@ -320,9 +376,11 @@ def _ingest_tenant(
         else:
             in_batch.add(item.entry)
             fresh.append(item)
-    meters = ports.registry.get_meters(ctx, {item.envelope.meter for item in fresh})
+    rtu_meters = {r.document.meter for r in rtu_group if r.document.meter is not None}
+    meters = ports.registry.get_meters(ctx, {item.envelope.meter for item in fresh} | rtu_meters)
     decoded: list[tuple[_Attributed, list[IntervalReading]]] = []
     instant: dict[int, InstantaneousReading] = {}
+    extras: dict[int, tuple[list[MeterEvent], list[RegisterReading]]] = {}
     for item in fresh:
         try:
             meter = meters.get(item.envelope.meter)
@@ -331,28 +389,92 @@ def _ingest_tenant(
             reading = decode_instantaneous(item.envelope)
             if reading is not None:
                 instant[item.index] = on_primary_side(reading, meter.multiplier)
+            # Decoded even when they are not stored (a quarantine dry run): a bad frame is found.
+            registers = registers_on_primary_side(decode_registers(item.envelope), meter.multiplier)
+            extras[item.index] = (decode_meter_events(item.envelope), registers)
             decoded.append((item, readings))
         except RejectedMessage as error:
             results[item.index] = _result(ctx, item, Disposition.REJECTED, error=error)
-    if not decoded:
-        return MergeStats()
+    rtu_events: list[tuple[_RtuMessage, MeterEvent | None]] = []
+    for rtu in rtu_group:
+        try:
+            rtu_events.append((rtu, _rtu_event(rtu, meters)))
+        except RejectedMessage as error:
+            results[rtu.index] = _rtu_result(ctx, rtu, Disposition.REJECTED, error)
+    if not decoded and not rtu_events:
+        return MergeStats(), DeviceBatchStats()
 
     def announce(changes: Sequence[SeriesChange]) -> None:
         ports.events.announce(ctx, changes)
 
-    try:
-        stats = ports.store.merge_intervals(ctx, [r for _, readings in decoded for r in readings], announce)
-    except MalformedFrame:
-        # An envelope contradicts what is stored (another interval length): merge them one by one
-        # so that only the culprit is rejected.
-        stats, decoded = _merge_one_by_one(ctx, decoded, ports, announce, results)
+    stats = MergeStats()
+    if decoded:
+        try:
+            stats = ports.store.merge_intervals(
+                ctx, [r for _, readings in decoded for r in readings], announce
+            )
+        except MalformedFrame:
+            # An envelope contradicts what is stored (another interval length): merge them one by
+            # one so that only the culprit is rejected.
+            stats, decoded = _merge_one_by_one(ctx, decoded, ports, announce, results)
     # Put before the ledger records the envelopes: a put repeated by a redelivery rewrites the item.
-    ports.instantaneous.put(ctx, [instant[item.index] for item, _ in decoded if item.index in instant])
+    if instant:
+        ports.instantaneous.put(ctx, [instant[item.index] for item, _ in decoded if item.index in instant])
+    device = DeviceBatchStats()
+    if ports.device_events is not None:
+        device = record_device_batch(ctx, _device_batch(decoded, extras, rtu_events), ports.device_events)
     keys = _archive(ctx, [item for item, _ in decoded], ports.archive)
-    ports.ledger.record(ctx, [item.entry for item, _ in decoded])
+    if decoded:
+        ports.ledger.record(ctx, [item.entry for item, _ in decoded])
     for item, readings in decoded:
         results[item.index] = _result(ctx, item, Disposition.STORED, len(readings), keys[item.index])
-    return stats
+    for rtu, _event in rtu_events:
+        results[rtu.index] = _rtu_result(ctx, rtu, Disposition.STORED)
+    return stats, device
+
+
+def _rtu_event(rtu: _RtuMessage, meters: dict[str, Meter]) -> MeterEvent | None:
+    """The canonical event of an RTU message; one about a meter must name a meter of that RTU."""
+    meter_id = rtu.document.meter
+    if meter_id is not None:
+        meter = meters.get(meter_id)
+        if meter is None or meter.device_id != rtu.device_id:
+            raise UnknownMeter(f"meter {meter_id} is not registered to device {rtu.device_id}")
+    return rtu_meter_event(rtu.document)
+
+
+def _rtu_result(
+    ctx: TenantContext, rtu: _RtuMessage, disposition: Disposition, error: HemeraError | None = None
+) -> MessageResult:
+    return MessageResult(
+        rtu.message, disposition, ctx.tenant_id, rtu.device_id, rtu.document.meter, error=error
+    )
+
+
+def _device_batch(
+    decoded: list[tuple[_Attributed, list[IntervalReading]]],
+    extras: dict[int, tuple[list[MeterEvent], list[RegisterReading]]],
+    rtu_events: list[tuple[_RtuMessage, MeterEvent | None]],
+) -> DeviceBatch:
+    """Events, registers, outage-flagged intervals and last-seen times of the accepted messages.
+
+    A meter was seen when the RTU read it (`collected_at`, but never later than the message
+    arrived: an RTU clock running ahead must not pin the time in the future); an RTU when its
+    message arrived."""
+    batch = DeviceBatch()
+    for item, readings in decoded:
+        envelope, received = item.envelope, item.message.received_at
+        events, registers = extras.get(item.index, ([], []))
+        batch.events += events
+        batch.registers += registers
+        batch.add_intervals(readings)
+        batch.saw(Subject.METER, envelope.meter, min(envelope.collected_at, received))
+        batch.saw(Subject.RTU, item.device_id, received)
+    for rtu, event in rtu_events:
+        if event is not None:
+            batch.events.append(event)
+        batch.saw(Subject.RTU, rtu.device_id, rtu.message.received_at)
+    return batch
 
 
 def _translate(item: _Attributed, meter: Meter | None) -> list[IntervalReading]:
@@ -442,7 +564,7 @@ def ingest_message(message: DeviceMessage, ports: IngestPorts) -> IngestOutcome:
     (result,) = outcome.results
     if result.error is not None:
         raise result.error
-    assert result.tenant_id and result.device_id and result.meter_id and result.seq is not None
+    assert result.tenant_id and result.device_id
     return IngestOutcome(
         result.tenant_id,
         result.device_id,
