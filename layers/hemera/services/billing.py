@@ -1,0 +1,63 @@
+"""Billing determinants of one meter and billing period, from the final (VEE'd) series.
+
+The portal route and any other caller go through `meter_billing_determinants`: it checks
+ownership (another tenant's or customer's meter is not found), reads the meter's tariff from the
+registry (written at `tenant apply` from the tenant file), turns `YYYY-MM` into the tariff's
+billing cycle, reads the final days of active import and both reactive channels through the
+`FinalSeriesReader` port, and hands them to `hemera.domain.billing.determinants`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hemera.domain.billing.cycle import billing_cycle, parse_period
+from hemera.domain.billing.determinants import BillingDeterminants, billing_determinants
+from hemera.domain.errors import InvalidQuery, TariffNotConfigured
+from hemera.domain.readings import Channel
+from hemera.domain.registry import Meter
+from hemera.ports.final_series import FinalSeriesReader
+from hemera.services.access import Caller, PortalPorts, owned_meter
+
+# The channels the determinants read: active energy, inductive (R+) and capacitive (R-) reactive.
+BILLING_CHANNELS = (Channel.ACTIVE_IMPORT, Channel.REACTIVE_IMPORT, Channel.REACTIVE_EXPORT)
+# Periods the API accepts (the query bounds of the other routes are 1970-9998 too).
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
+@dataclass(frozen=True, slots=True)
+class MeterDeterminants:
+    meter: Meter
+    determinants: BillingDeterminants
+    # Final days found per channel (0: VEE has computed nothing for the cycle yet).
+    final_days: dict[Channel, int]
+
+
+def meter_billing_determinants(
+    ports: PortalPorts, final_series: FinalSeriesReader, caller: Caller, meter_id: str, period: str
+) -> MeterDeterminants:
+    """The determinants of `meter_id` for the billing period `period` (`YYYY-MM`: the cycle whose
+    last day lies in that month, see `hemera.domain.billing.cycle`)."""
+    meter = owned_meter(ports.registry, caller, meter_id)
+    tariff = meter.tariff
+    if tariff is None:
+        raise TariffNotConfigured(f"meter {meter.id!r} has no tariff in its tenant's file")
+    try:
+        year, _ = parse_period(period)
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValueError(f"the year lies in {FIRST_YEAR}-{LAST_YEAR}")
+        cycle = billing_cycle(period, tariff.reading_day, tariff.calendar.timezone)
+    except ValueError as exc:
+        raise InvalidQuery(f"period={period!r} is not a billing period YYYY-MM: {exc}") from exc
+    days = {
+        channel: final_series.final_days(caller.ctx, meter.id, channel, cycle.first, cycle.last)
+        for channel in BILLING_CHANNELS
+    }
+    result = billing_determinants(
+        cycle,
+        tariff,
+        days[Channel.ACTIVE_IMPORT],
+        days[Channel.REACTIVE_IMPORT],
+        days[Channel.REACTIVE_EXPORT],
+    )
+    return MeterDeterminants(meter, result, {c: len(d) for c, d in days.items()})
