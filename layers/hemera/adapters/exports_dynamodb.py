@@ -1,0 +1,205 @@
+"""The export index in the readings table (pynamodb), tenant-first like every item there:
+`T#<tenant>#INDEX` / `EXP#<export id>`, one item per export holding its versions (files, sha256,
+row counts, reasons, diffs) as JSON. Export ids start with the period's first day (`20261001-…`),
+so one Query lists a tenant's exports newest period first and finds those near a changed day.
+The per meter/channel totals stay in the manifests (S3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError
+from pynamodb.models import Model
+
+from hemera.adapters.dynamodb import bind_model
+from hemera.config import AwsTarget
+from hemera.domain.errors import ConcurrentUpdate
+from hemera.domain.tenancy import TenantContext, validate_id
+from hemera.ports import Page
+from hemera.ports.exports import (
+    LONGEST_PERIOD_DAYS,
+    ChannelDiff,
+    Export,
+    ExportedFile,
+    ExportVersion,
+    index_view,
+)
+
+EXPORT_SK_PREFIX = "EXP#"
+
+
+class ExportRecord(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#<tenant>#INDEX
+    sk = UnicodeAttribute(range_key=True)  # EXP#<export id>
+    tenant = UnicodeAttribute()
+    export = UnicodeAttribute()
+    period_start = UnicodeAttribute()
+    period_end = UnicodeAttribute()
+    latest_version = NumberAttribute()
+    document = UnicodeAttribute()  # JSON (`export_document`)
+
+
+@cache
+def export_model(table_name: str, target: AwsTarget, host: str | None) -> type[ExportRecord]:
+    return bind_model(ExportRecord, table_name, target, host)
+
+
+def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
+    return {k: str(v) for k, v in sorted(values.items())}
+
+
+def export_document(export: Export) -> dict[str, Any]:
+    return {
+        "tenant": export.tenant_id,
+        "id": export.id,
+        "formats": list(export.formats),
+        "period_start": export.period_start.isoformat(),
+        "period_end": export.period_end.isoformat(),
+        "schedule_id": export.schedule_id,
+        "requested_by": export.requested_by,
+        "meters": list(export.meters),
+        "versions": [
+            {
+                "version": v.version,
+                "created_at": v.created_at.isoformat(),
+                "reason": v.reason,
+                "manifest_key": v.manifest_key,
+                "source_digest": v.source_digest,
+                "files": [
+                    {
+                        "name": f.name,
+                        "format": f.format,
+                        "content_type": f.content_type,
+                        "key": f.key,
+                        "sha256": f.sha256,
+                        "size": f.size,
+                        "rows": f.rows,
+                        "totals": _decimals(f.totals),
+                    }
+                    for f in v.files
+                ],
+                "diff": [
+                    [d.meter_id, d.channel, str(d.old_total), str(d.new_total), d.intervals_changed]
+                    for d in v.diff
+                ],
+            }
+            for v in export.versions
+        ],
+    }
+
+
+def export_of_document(doc: dict[str, Any]) -> Export:
+    return Export(
+        tenant_id=doc["tenant"],
+        id=doc["id"],
+        formats=tuple(doc["formats"]),
+        period_start=date.fromisoformat(doc["period_start"]),
+        period_end=date.fromisoformat(doc["period_end"]),
+        schedule_id=doc["schedule_id"],
+        requested_by=doc["requested_by"],
+        meters=tuple(doc["meters"]),
+        versions=tuple(
+            ExportVersion(
+                version=v["version"],
+                created_at=datetime.fromisoformat(v["created_at"]),
+                reason=v["reason"],
+                manifest_key=v["manifest_key"],
+                source_digest=v["source_digest"],
+                files=tuple(
+                    ExportedFile(
+                        name=f["name"],
+                        format=f["format"],
+                        content_type=f["content_type"],
+                        key=f["key"],
+                        sha256=f["sha256"],
+                        size=f["size"],
+                        rows=f["rows"],
+                        totals={k: Decimal(t) for k, t in f["totals"].items()},
+                    )
+                    for f in v["files"]
+                ),
+                diff=tuple(
+                    ChannelDiff(meter, channel, Decimal(old), Decimal(new), changed)
+                    for meter, channel, old, new, changed in v["diff"]
+                ),
+            )
+            for v in doc["versions"]
+        ),
+    )
+
+
+class DynamoExportIndex:
+    def __init__(self, model: type[ExportRecord]) -> None:
+        self._record = model
+
+    def _to_record(self, ctx: TenantContext, export: Export) -> ExportRecord:
+        if export.tenant_id != ctx.tenant_id:
+            raise ValueError("an export is stored only under its own tenant")
+        return self._record(
+            ctx.index_pk(),
+            EXPORT_SK_PREFIX + validate_id(export.id, "export"),
+            tenant=ctx.tenant_id,
+            export=export.id,
+            period_start=export.period_start.isoformat(),
+            period_end=export.period_end.isoformat(),
+            latest_version=export.latest.version,
+            document=json.dumps(export_document(index_view(export)), separators=(",", ":")),
+        )
+
+    def create(self, ctx: TenantContext, export: Export) -> None:
+        try:
+            self._to_record(ctx, export).save(condition=self._record.pk.does_not_exist())
+        except PutError as exc:
+            raise ConcurrentUpdate(f"export {export.id} exists") from exc
+
+    def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
+        try:
+            self._to_record(ctx, export).save(condition=self._record.latest_version == expected_version)
+        except PutError as exc:
+            raise ConcurrentUpdate(f"export {export.id} is no longer at version {expected_version}") from exc
+
+    def get(self, ctx: TenantContext, export_id: str) -> Export | None:
+        sk = EXPORT_SK_PREFIX + validate_id(export_id, "export")
+        try:
+            record = self._record.get(ctx.index_pk(), sk, consistent_read=True)
+        except self._record.DoesNotExist:
+            return None
+        return export_of_document(json.loads(record.document))
+
+    def list(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Export]:
+        pk = ctx.index_pk()
+        start = None
+        if cursor is not None:
+            start = {"pk": {"S": pk}, "sk": {"S": EXPORT_SK_PREFIX + validate_id(cursor, "cursor")}}
+        records = list(
+            self._record.query(
+                pk,
+                self._record.sk.startswith(EXPORT_SK_PREFIX),
+                scan_index_forward=False,
+                limit=limit + 1,
+                page_size=limit + 1,
+                last_evaluated_key=start,
+            )
+        )
+        items = [export_of_document(json.loads(r.document)) for r in records[:limit]]
+        return Page(items, items[-1].id if len(records) > limit else None)
+
+    def overlapping(self, ctx: TenantContext, first: date, last: date) -> Sequence[Export]:
+        # Ids begin with the period's first day: every export that can reach `first` starts
+        # within LONGEST_PERIOD_DAYS before it ('~' sorts after every id character).
+        low = EXPORT_SK_PREFIX + f"{first - timedelta(days=LONGEST_PERIOD_DAYS):%Y%m%d}"
+        high = EXPORT_SK_PREFIX + f"{last:%Y%m%d}~"
+        records = self._record.query(ctx.index_pk(), self._record.sk.between(low, high))
+        found = [export_of_document(json.loads(r.document)) for r in records]
+        return sorted(
+            (e for e in found if e.period_start <= last and e.period_end >= first), key=lambda e: e.id
+        )

@@ -1,0 +1,80 @@
+"""In-memory fakes of the export ports, with the semantics of the AWS adapters (the same contract
+tests run both)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from hemera.adapters.exports_s3 import checked_export_key
+from hemera.domain.errors import ConcurrentUpdate
+from hemera.domain.tenancy import TenantContext, validate_id
+from hemera.ports import Page
+from hemera.ports.exports import Export, index_view
+
+
+class MemoryExportIndex:
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], Export] = {}
+
+    def create(self, ctx: TenantContext, export: Export) -> None:
+        key = (ctx.tenant_id, validate_id(export.id, "export"))
+        if export.tenant_id != ctx.tenant_id:
+            raise ValueError("an export is stored only under its own tenant")
+        if key in self._items:
+            raise ConcurrentUpdate(f"export {export.id} exists")
+        self._items[key] = index_view(export)
+
+    def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
+        key = (ctx.tenant_id, validate_id(export.id, "export"))
+        stored = self._items.get(key)
+        if stored is None or stored.latest.version != expected_version:
+            raise ConcurrentUpdate(f"export {export.id} is no longer at version {expected_version}")
+        self._items[key] = index_view(export)
+
+    def get(self, ctx: TenantContext, export_id: str) -> Export | None:
+        return self._items.get((ctx.tenant_id, validate_id(export_id, "export")))
+
+    def list(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Export]:
+        ids = sorted((i for (t, i) in self._items if t == ctx.tenant_id), reverse=True)
+        if cursor is not None:
+            ids = [i for i in ids if i < cursor]
+        page = [self._items[(ctx.tenant_id, i)] for i in ids[:limit]]
+        return Page(page, page[-1].id if len(ids) > limit else None)
+
+    def overlapping(self, ctx: TenantContext, first: date, last: date) -> Sequence[Export]:
+        return sorted(
+            (
+                e
+                for (t, _), e in self._items.items()
+                if t == ctx.tenant_id and e.period_start <= last and e.period_end >= first
+            ),
+            key=lambda e: e.id,
+        )
+
+
+class MemoryExportFiles:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+
+    def put(self, ctx: TenantContext, key: str, content: bytes, content_type: str) -> None:
+        self.objects[checked_export_key(ctx, key)] = (content, content_type)
+
+    def get(self, ctx: TenantContext, key: str) -> bytes:
+        return self.objects[checked_export_key(ctx, key)][0]
+
+    def download_url(self, ctx: TenantContext, key: str, filename: str, expires_s: int) -> str:
+        return f"memory://exports/{quote(checked_export_key(ctx, key))}?expires={expires_s}"
+
+
+@dataclass
+class MemoryExportEvents:
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def written(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
+        if detail.get("tenant") != ctx.tenant_id:
+            raise ValueError("an event carries its own tenant")
+        self.details.append(detail)

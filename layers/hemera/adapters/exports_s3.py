@@ -1,0 +1,71 @@
+"""Billing export files in S3 (under `tenants/<tenant>/exports/`, versioned bucket) with pre-signed
+download URLs, and `ExportWritten` events on the platform bus."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hemera.definitions import BILLING_SOURCE, EXPORT_WRITTEN
+from hemera.domain.tenancy import TenantContext
+from hemera.ports.exports import EXPORTS_AREA
+
+
+def checked_export_key(ctx: TenantContext, key: str) -> str:
+    """`key` if it lies under the tenant's exports prefix (which ends in '/', so `acme` never
+    reaches `acme-corp`)."""
+    prefix = ctx.s3_prefix(EXPORTS_AREA)
+    if not key.startswith(prefix) or len(key) == len(prefix) or "/../" in f"/{key}/":
+        raise ValueError(f"{key!r} is not an export key of {ctx.tenant_id}")
+    return key
+
+
+class S3ExportFiles:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3, self._bucket = s3, bucket
+
+    def put(self, ctx: TenantContext, key: str, content: bytes, content_type: str) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket, Key=checked_export_key(ctx, key), Body=content, ContentType=content_type
+        )
+
+    def get(self, ctx: TenantContext, key: str) -> bytes:
+        body: bytes = self._s3.get_object(Bucket=self._bucket, Key=checked_export_key(ctx, key))[
+            "Body"
+        ].read()
+        return body
+
+    def download_url(self, ctx: TenantContext, key: str, filename: str, expires_s: int) -> str:
+        # Signed here with the caller's (the API's) credentials: the role may GetObject under
+        # `tenants/*/exports/*` only; the URL names one object of the caller's tenant.
+        url: str = self._s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": checked_export_key(ctx, key),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=expires_s,
+        )
+        return url
+
+
+class EventBridgeExportEvents:
+    def __init__(self, events: Any, bus_name: str) -> None:
+        self._events, self._bus = events, bus_name
+
+    def written(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
+        if detail.get("tenant") != ctx.tenant_id:
+            raise ValueError("an event carries its own tenant")
+        response = self._events.put_events(
+            Entries=[
+                {
+                    "EventBusName": self._bus,
+                    "Source": BILLING_SOURCE,
+                    "DetailType": EXPORT_WRITTEN,
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            raise RuntimeError("EventBridge refused the ExportWritten event")

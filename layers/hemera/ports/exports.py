@@ -1,0 +1,147 @@
+"""Ports of billing exports: the files (S3, beside a manifest), the export index (one item per
+export in the readings table, so the API pages exports without listing S3) and the
+`ExportWritten` announcement on the platform bus.
+
+Adapters: `hemera.adapters.exports_s3.S3ExportFiles`, `hemera.adapters.exports_dynamodb.DynamoExportIndex`,
+`hemera.adapters.exports_s3.EventBridgeExportEvents` and the fakes of `hemera.adapters.exports_memory`.
+
+An export is one run of a schedule (or one on-demand request) for one period: a file per format.
+A restatement adds a *version* to the same export; every version keeps its own files and manifest
+under `tenants/<tenant>/exports/<export id>/v<version>/`, so earlier versions stay downloadable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from hemera.domain.tenancy import TenantContext
+from hemera.ports import Page
+
+MANIFEST_NAME = "manifest.json"
+EXPORTS_AREA = "exports"  # the S3 area under a tenant's prefix: tenants/<t>/exports/
+# No export covers more days (on-demand requests are held to it; schedules cover a month at most),
+# so the exports that may contain a day start at most this many days before it.
+LONGEST_PERIOD_DAYS = 62
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFile:
+    """One file of an export version, as its manifest lists it."""
+
+    name: str
+    format: str
+    content_type: str
+    key: str  # the object key (under the tenant's exports prefix)
+    sha256: str  # hex digest of the object's bytes
+    size: int
+    rows: int
+    totals: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTotal:
+    """What one meter's channel adds up to in an export version (final values, kWh/kvarh)."""
+
+    meter_id: str
+    channel: str
+    total: Decimal
+    days: int
+    intervals: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDiff:
+    """How a restatement changed one meter's channel against the version before it."""
+
+    meter_id: str
+    channel: str
+    old_total: Decimal
+    new_total: Decimal
+    intervals_changed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportVersion:
+    """One version of an export: 1 when first written, then one more per restatement."""
+
+    version: int
+    created_at: datetime
+    reason: str  # "scheduled", "on_demand", "late_data", "edit", …
+    manifest_key: str
+    files: tuple[ExportedFile, ...]
+    totals: tuple[ChannelTotal, ...] = ()
+    diff: tuple[ChannelDiff, ...] = ()
+    # sha256 over the (meter, channel, day, final version) the version was computed from: a
+    # restatement whose sources did not move (a redelivered event) adds no version.
+    source_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """An export and its versions (the newest last)."""
+
+    tenant_id: str
+    id: str
+    formats: tuple[str, ...]
+    period_start: date  # first local day, inclusive
+    period_end: date  # last local day, inclusive
+    schedule_id: str | None  # None: requested on demand
+    requested_by: str  # "schedule:<id>" or the portal caller
+    meters: tuple[str, ...]  # the meters it covers (resolved when first written)
+    versions: tuple[ExportVersion, ...]
+
+    @property
+    def latest(self) -> ExportVersion:
+        return self.versions[-1]
+
+    def version(self, number: int) -> ExportVersion | None:
+        return next((v for v in self.versions if v.version == number), None)
+
+
+class ExportIndex(Protocol):
+    def create(self, ctx: TenantContext, export: Export) -> None:
+        """Store a new export (with its first version); ConcurrentUpdate if the id exists."""
+        ...
+
+    def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
+        """Replace the stored export by `export` (one more version), only if the stored one is
+        still at `expected_version` (else ConcurrentUpdate)."""
+        ...
+
+    def get(self, ctx: TenantContext, export_id: str) -> Export | None: ...
+
+    def list(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Export]:
+        """The tenant's exports, newest period first, after `cursor` (an export id)."""
+        ...
+
+    def overlapping(self, ctx: TenantContext, first: date, last: date) -> Sequence[Export]:
+        """The exports whose period shares a day with [first, last]."""
+        ...
+
+
+class ExportFiles(Protocol):
+    def put(self, ctx: TenantContext, key: str, content: bytes, content_type: str) -> None:
+        """Write one object; `key` must lie under the tenant's exports prefix."""
+        ...
+
+    def get(self, ctx: TenantContext, key: str) -> bytes: ...
+
+    def download_url(self, ctx: TenantContext, key: str, filename: str, expires_s: int) -> str:
+        """A pre-signed GET URL of one object, valid for `expires_s` seconds."""
+        ...
+
+
+class ExportEvents(Protocol):
+    def written(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
+        """Announce an export version (`ExportWritten`, source `hemera.billing`)."""
+        ...
+
+
+def index_view(export: Export) -> Export:
+    """What the index keeps of an export: everything but the per meter/channel totals (those can
+    run to thousands of entries; the manifest in S3 holds them)."""
+    return replace(export, versions=tuple(replace(v, totals=()) for v in export.versions))

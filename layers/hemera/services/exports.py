@@ -1,0 +1,723 @@
+"""Billing exports: scheduled runs, on-demand requests, restatements, and reading them back.
+
+- **Schedules.** Each tenant file's `exports:` entries (`hemera.tenants.ExportSchedule`) reach the
+  billing function as one environment variable written at synth (and by the local cloud). ONE
+  hourly job ("exports due", `hemera.definitions.EXPORTS_DUE_SCHEDULE`) looks at every schedule:
+  the latest period whose run time (day and hour in the tenant's zone) has passed is exported
+  unless its export exists. The export id is `<period start yyyymmdd>-<schedule id>` and is
+  created with a conditional put, so a job that runs twice (at-least-once) writes it once.
+- **Files.** One file per format, rendered by `hemera.domain.exports.render` from the final
+  (VEE'd) days, written under `tenants/<t>/exports/<id>/v<version>/` with a `manifest.json`
+  (files with sha256 and row counts, period, version, per meter/channel totals, diff), then an
+  index item (the readings table) and an `ExportWritten` event.
+- **Restatements.** A `FinalDaysChanged` batch whose days fall inside an exported period makes
+  ONE new version per export (coalesced over the batch) with the reason (`edit` when an edit is
+  among the causes, else `late_data`) and a diff per meter and channel; earlier versions stay.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hemera.domain.errors import (
+    ConcurrentUpdate,
+    ExportForbidden,
+    ExportNotFound,
+    InvalidQuery,
+    InvalidTenantId,
+    TenantNotFound,
+)
+from hemera.domain.exports import ExportFormat, ExportRequest, MeterExportData, RenderedFile, render
+from hemera.domain.final_series import FinalDay, FinalDayChange
+from hemera.domain.readings import Channel
+from hemera.domain.registry import Meter, Tenant
+from hemera.domain.tenancy import TenantContext, validate_id
+from hemera.ports import Page, Registry
+from hemera.ports.exports import (
+    EXPORTS_AREA,
+    LONGEST_PERIOD_DAYS,
+    MANIFEST_NAME,
+    ChannelDiff,
+    ChannelTotal,
+    Export,
+    ExportedFile,
+    ExportEvents,
+    ExportFiles,
+    ExportIndex,
+    ExportVersion,
+)
+from hemera.ports.final_series import FinalSeriesReader
+from hemera.services.access import Caller, Role, decode_cursor, encode_cursor, owned_meter, page_size
+from hemera.tenants import ExportSchedule, TenantDefinition
+
+EXPORT_SCHEDULES_ENV_VAR = "HEMERA_EXPORT_SCHEDULES"
+# An on-demand export spans at most this many days (two billing months); restatements look this
+# far back for exports that may contain a changed day.
+MAX_EXPORT_DAYS = LONGEST_PERIOD_DAYS
+# A Green Button download covers at most a year (ESPI's "Download My Data" use).
+MAX_GREEN_BUTTON_DAYS = 366
+DOWNLOAD_URL_SECONDS = 900
+REQUESTING_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+MANIFEST_SCHEMA = "hemera.export-manifest/1"
+EVENT_DIFF_ENTRIES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPorts:
+    registry: Registry
+    final_series: FinalSeriesReader
+    index: ExportIndex
+    files: ExportFiles
+    events: ExportEvents
+
+
+# --- schedules ---------------------------------------------------------------------------------
+def encode_schedules(tenants: Iterable[TenantDefinition]) -> str:
+    """The tenants' export schedules as the billing function's environment variable (JSON)."""
+    document = {
+        t.id: [s.model_dump(mode="json", exclude_defaults=True) for s in t.exports]
+        for t in tenants
+        if t.exports
+    }
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def schedules_from_environ(env: Mapping[str, str]) -> dict[str, tuple[ExportSchedule, ...]]:
+    raw = env.get(EXPORT_SCHEDULES_ENV_VAR)
+    if not raw:
+        return {}
+    return {
+        validate_id(tenant, "tenant"): tuple(ExportSchedule.model_validate(s) for s in schedules)
+        for tenant, schedules in json.loads(raw).items()
+    }
+
+
+def _month_start(day: date, months_back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _last_day_of_month(first: date) -> date:
+    return first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def due_period(schedule: ExportSchedule, zone: ZoneInfo, as_of: datetime) -> tuple[date, date]:
+    """The latest period of `schedule` whose run time has passed at `as_of`: (first, last) local
+    days, both inclusive. A run is due at `at_hour` on the run day, in the tenant's zone."""
+    local = as_of.astimezone(zone)
+    run_hour = time(schedule.at_hour)
+    if schedule.period == "previous_day":
+        run_day = local.date() if local.time() >= run_hour else local.date() - timedelta(days=1)
+        day = run_day - timedelta(days=1)
+        return day, day
+    run_day = local.date().replace(day=schedule.day_of_month)
+    if (local.date(), local.time()) < (run_day, run_hour):
+        run_day = _month_start(local.date(), 1).replace(day=schedule.day_of_month)
+    if schedule.period == "previous_month":
+        first = _month_start(run_day, 1)
+        return first, _last_day_of_month(first)
+    # billing cycle: from the read day of the month before to the day before this read day
+    first = _month_start(run_day, 1).replace(day=schedule.day_of_month)
+    return first, run_day - timedelta(days=1)
+
+
+def scheduled_export_id(schedule: ExportSchedule, first: date) -> str:
+    return validate_id(f"{first:%Y%m%d}-{schedule.id}", "export")
+
+
+def on_demand_export_id(first: date) -> str:
+    return f"{first:%Y%m%d}-od-{secrets.token_hex(4)}"
+
+
+# --- writing an export version -----------------------------------------------------------------
+def _tenant(registry: Registry, ctx: TenantContext) -> Tenant:
+    tenant = registry.get_tenant(ctx)
+    if tenant is None:
+        raise TenantNotFound(f"tenant {ctx.tenant_id} is not registered")
+    return tenant
+
+
+def _all_meters(registry: Registry, ctx: TenantContext) -> list[Meter]:
+    meters: list[Meter] = []
+    cursor = None
+    while True:
+        page = registry.list_meters(ctx, cursor, 200, None)
+        meters += page.items
+        if page.next_cursor is None:
+            return meters
+        cursor = page.next_cursor
+
+
+def schedule_meters(registry: Registry, ctx: TenantContext, schedule: ExportSchedule) -> list[Meter]:
+    """The meters a schedule covers: its `meters`, the meters of its `customers`, or all."""
+    meters = _all_meters(registry, ctx)
+    if schedule.meters or schedule.customers:
+        meters = [m for m in meters if m.id in schedule.meters or m.customer_id in schedule.customers]
+    return sorted(meters, key=lambda m: m.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    files: tuple[tuple[str, RenderedFile], ...]  # (format, file)
+    totals: tuple[ChannelTotal, ...]
+    source_digest: str
+
+
+def _final_days(
+    ports: ExportPorts, ctx: TenantContext, meter_id: str, first: date, last: date
+) -> list[FinalDay]:
+    days: list[FinalDay] = []
+    for channel in Channel:
+        days += ports.final_series.final_days(ctx, meter_id, channel, first, last)
+    return days
+
+
+def _export_data(meter: Meter, tenant: Tenant, days: Sequence[FinalDay]) -> MeterExportData:
+    # The registry knows no NMI or serial yet: the meter id is the serial, and NEM12 derives a
+    # stable stand-in NMI from it (`hemera.domain.exports.model.derived_nmi`).
+    return MeterExportData(
+        meter_id=meter.id,
+        serial=meter.id,
+        nmi=None,
+        customer_id=meter.customer_id,
+        timezone=tenant.timezone,
+        days=tuple(days),
+    )
+
+
+def _render(
+    ports: ExportPorts,
+    ctx: TenantContext,
+    tenant: Tenant,
+    formats: Sequence[str],
+    meters: Sequence[Meter],
+    first: date,
+    last: date,
+    version: int,
+    now: datetime,
+) -> _Rendered:
+    data = []
+    totals = []
+    sources = []
+    for meter in meters:
+        days = _final_days(ports, ctx, meter.id, first, last)
+        data.append(_export_data(meter, tenant, days))
+        by_channel: dict[str, list[FinalDay]] = defaultdict(list)
+        for day in days:
+            by_channel[day.channel.value].append(day)
+            sources.append(f"{meter.id}|{day.channel.value}|{day.local_day.isoformat()}|{day.version}")
+        totals += [
+            ChannelTotal(
+                meter.id,
+                channel,
+                sum((d.total() for d in channel_days), Decimal(0)),
+                len(channel_days),
+                sum(len(d.intervals) for d in channel_days),
+            )
+            for channel, channel_days in sorted(by_channel.items())
+        ]
+    files = tuple(
+        (
+            name,
+            render(
+                ExportRequest(
+                    tenant_id=tenant.id,
+                    tenant_name=tenant.name,
+                    format=ExportFormat(name),
+                    period_start=first,
+                    period_end=last,
+                    created_at=now,
+                    version=version,
+                    meters=tuple(data),
+                )
+            ),
+        )
+        for name in formats
+    )
+    digest = hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()
+    return _Rendered(files, tuple(totals), digest)
+
+
+def export_prefix(ctx: TenantContext, export_id: str, version: int) -> str:
+    return f"{ctx.s3_prefix(EXPORTS_AREA)}{validate_id(export_id, 'export')}/v{version}/"
+
+
+def _number(value: Decimal) -> str:
+    return str(value)
+
+
+def manifest_document(export: Export, version: ExportVersion, timezone: str) -> dict[str, Any]:
+    """The manifest written beside the files of one version (the record of what was sent)."""
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "tenant": export.tenant_id,
+        "export_id": export.id,
+        "version": version.version,
+        "previous_version": version.version - 1 if version.version > 1 else None,
+        "reason": version.reason,
+        "created_at": version.created_at.astimezone(UTC).isoformat(),
+        "schedule_id": export.schedule_id,
+        "requested_by": export.requested_by,
+        "formats": list(export.formats),
+        "period": {
+            "start": export.period_start.isoformat(),
+            "end": export.period_end.isoformat(),
+            "timezone": timezone,
+        },
+        "meters": list(export.meters),
+        "files": [
+            {
+                "name": f.name,
+                "format": f.format,
+                "content_type": f.content_type,
+                "key": f.key,
+                "sha256": f.sha256,
+                "size": f.size,
+                "rows": f.rows,
+                "totals": {k: _number(v) for k, v in sorted(f.totals.items())},
+            }
+            for f in version.files
+        ],
+        "totals": [
+            {
+                "meter_id": t.meter_id,
+                "channel": t.channel,
+                "total": _number(t.total),
+                "days": t.days,
+                "intervals": t.intervals,
+            }
+            for t in version.totals
+        ],
+        "diff": [diff_document(d) for d in version.diff],
+        "source_digest": version.source_digest,
+    }
+
+
+def diff_document(diff: ChannelDiff) -> dict[str, Any]:
+    return {
+        "meter_id": diff.meter_id,
+        "channel": diff.channel,
+        "old_total": _number(diff.old_total),
+        "new_total": _number(diff.new_total),
+        "intervals_changed": diff.intervals_changed,
+    }
+
+
+def totals_of_manifest(document: Mapping[str, Any]) -> tuple[ChannelTotal, ...]:
+    return tuple(
+        ChannelTotal(t["meter_id"], t["channel"], Decimal(t["total"]), int(t["days"]), int(t["intervals"]))
+        for t in document.get("totals", ())
+    )
+
+
+def _write_version(
+    ports: ExportPorts,
+    ctx: TenantContext,
+    tenant: Tenant,
+    export: Export,
+    rendered: _Rendered,
+    number: int,
+    reason: str,
+    now: datetime,
+    diff: tuple[ChannelDiff, ...] = (),
+) -> ExportVersion:
+    """Put the files and the manifest of one version; return the version (not yet indexed)."""
+    prefix = export_prefix(ctx, export.id, number)
+    files = []
+    for name, file in rendered.files:
+        key = prefix + file.name
+        ports.files.put(ctx, key, file.content, file.content_type)
+        files.append(
+            ExportedFile(
+                name=file.name,
+                format=name,
+                content_type=file.content_type,
+                key=key,
+                sha256=hashlib.sha256(file.content).hexdigest(),
+                size=len(file.content),
+                rows=file.rows,
+                totals=dict(file.totals),
+            )
+        )
+    version = ExportVersion(
+        version=number,
+        created_at=now,
+        reason=reason,
+        manifest_key=prefix + MANIFEST_NAME,
+        files=tuple(files),
+        totals=rendered.totals,
+        diff=diff,
+        source_digest=rendered.source_digest,
+    )
+    manifest = manifest_document(
+        replace(export, versions=(*export.versions, version)), version, tenant.timezone
+    )
+    ports.files.put(ctx, version.manifest_key, json.dumps(manifest, indent=2).encode(), "application/json")
+    return version
+
+
+def written_detail(export: Export) -> dict[str, Any]:
+    """The detail of an `ExportWritten` event: enough for a tenant's system to fetch the files."""
+    latest = export.latest
+    return {
+        "tenant": export.tenant_id,
+        "export_id": export.id,
+        "version": latest.version,
+        "reason": latest.reason,
+        "schedule_id": export.schedule_id,
+        "formats": list(export.formats),
+        "period_start": export.period_start.isoformat(),
+        "period_end": export.period_end.isoformat(),
+        "manifest_key": latest.manifest_key,
+        "files": [{"name": f.name, "key": f.key, "sha256": f.sha256, "rows": f.rows} for f in latest.files],
+        # An event entry is at most 256 KB: the first changes here, all of them in the manifest.
+        "diff": [diff_document(d) for d in latest.diff[:EVENT_DIFF_ENTRIES]],
+        "diff_count": len(latest.diff),
+    }
+
+
+def create_export(
+    ports: ExportPorts,
+    ctx: TenantContext,
+    export_id: str,
+    formats: Sequence[str],
+    meters: Sequence[Meter],
+    first: date,
+    last: date,
+    schedule_id: str | None,
+    requested_by: str,
+    reason: str,
+    now: datetime,
+) -> Export:
+    """Render, write and index version 1 of an export and announce it. ConcurrentUpdate if an
+    export with this id exists (another run wrote it)."""
+    tenant = _tenant(ports.registry, ctx)
+    rendered = _render(ports, ctx, tenant, formats, meters, first, last, 1, now)
+    export = Export(
+        tenant_id=ctx.tenant_id,
+        id=export_id,
+        formats=tuple(formats),
+        period_start=first,
+        period_end=last,
+        schedule_id=schedule_id,
+        requested_by=requested_by,
+        meters=tuple(m.id for m in meters),
+        versions=(),
+    )
+    version = _write_version(ports, ctx, tenant, export, rendered, 1, reason, now)
+    export = replace(export, versions=(version,))
+    ports.index.create(ctx, export)
+    ports.events.written(ctx, written_detail(export))
+    return export
+
+
+# --- the hourly job ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DueRun:
+    tenant_id: str
+    schedule: ExportSchedule
+    export_id: str
+    first: date
+    last: date
+
+
+@dataclass(frozen=True, slots=True)
+class DueOutcome:
+    written: tuple[Export, ...] = ()
+    already_done: tuple[str, ...] = ()  # export ids
+    failures: tuple[tuple[DueRun, Exception], ...] = ()
+
+
+def due_runs(
+    registry: Registry, schedules: Mapping[str, Sequence[ExportSchedule]], as_of: datetime
+) -> list[DueRun]:
+    """Every schedule's latest due period (done or not: the index tells)."""
+    runs = []
+    for tenant_id, tenant_schedules in sorted(schedules.items()):
+        tenant = registry.get_tenant(TenantContext(tenant_id))
+        if tenant is None:
+            continue  # in the schedules but not (or no longer) registered
+        for schedule in tenant_schedules:
+            first, last = due_period(schedule, tenant.zone, as_of)
+            runs.append(DueRun(tenant_id, schedule, scheduled_export_id(schedule, first), first, last))
+    return runs
+
+
+def run_due_exports(
+    ports: ExportPorts, schedules: Mapping[str, Sequence[ExportSchedule]], as_of: datetime, now: datetime
+) -> DueOutcome:
+    """Write every due export that does not exist yet (idempotent: run it as often as you like).
+    One failing export does not stop the others; the job fails when any did (EventBridge retries)."""
+    written, done, failures = [], [], []
+    for run in due_runs(ports.registry, schedules, as_of):
+        ctx = TenantContext(run.tenant_id)
+        if ports.index.get(ctx, run.export_id) is not None:
+            done.append(run.export_id)
+            continue
+        try:
+            meters = schedule_meters(ports.registry, ctx, run.schedule)
+            written.append(
+                create_export(
+                    ports,
+                    ctx,
+                    run.export_id,
+                    run.schedule.all_formats,
+                    meters,
+                    run.first,
+                    run.last,
+                    run.schedule.id,
+                    f"schedule:{run.schedule.id}",
+                    "scheduled",
+                    now,
+                )
+            )
+        except ConcurrentUpdate:
+            done.append(run.export_id)  # a concurrent run wrote it first
+        except Exception as exc:
+            failures.append((run, exc))
+    return DueOutcome(tuple(written), tuple(done), tuple(failures))
+
+
+# --- restatements ------------------------------------------------------------------------------
+def changes_of_detail(detail: Mapping[str, Any]) -> tuple[str, tuple[FinalDayChange, ...]]:
+    """The tenant and changes of one `FinalDaysChanged` event detail."""
+    tenant = validate_id(str(detail["tenant"]), "tenant")
+    return tenant, tuple(FinalDayChange.from_detail(d) for d in detail["days"])
+
+
+def restatement_reason(changes: Iterable[FinalDayChange]) -> str:
+    """`edit` when an operator's edit is among the changes, else `late_data` (late or re-read
+    meter data, a sweep's estimate replaced by actuals, …)."""
+    return "edit" if any(c.cause == "edit" for c in changes) else "late_data"
+
+
+def _intervals_changed(
+    ports: ExportPorts, ctx: TenantContext, changes: Iterable[FinalDayChange]
+) -> dict[tuple[str, str], int]:
+    """Per meter and channel: intervals whose final value differs between the day's version
+    before the change and the newest changed version."""
+    span: dict[tuple[str, Channel, date], tuple[int | None, int]] = {}
+    for c in changes:
+        key = (c.meter_id, c.channel, c.local_day)
+        before, after = span.get(key, (c.previous_version, c.version))
+        earliest = (
+            c.previous_version
+            if before is None or c.previous_version is None
+            else min(before, c.previous_version)
+        )
+        span[key] = (earliest, max(after, c.version))
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for (meter_id, channel, day), (before, after) in span.items():
+        new = ports.final_series.final_day_version(ctx, meter_id, channel, day, after)
+        old = ports.final_series.final_day_version(ctx, meter_id, channel, day, before) if before else None
+        old_values = {i.start: i.value for i in old.intervals} if old is not None else {}
+        new_values = {i.start: i.value for i in new.intervals} if new is not None else {}
+        counts[(meter_id, channel.value)] += sum(
+            1
+            for start in old_values.keys() | new_values.keys()
+            if old_values.get(start) != new_values.get(start)
+        )
+    return counts
+
+
+def _diff(
+    old: Sequence[ChannelTotal], new: Sequence[ChannelTotal], changed: Mapping[tuple[str, str], int]
+) -> tuple[ChannelDiff, ...]:
+    old_by = {(t.meter_id, t.channel): t.total for t in old}
+    new_by = {(t.meter_id, t.channel): t.total for t in new}
+    diffs = []
+    for key in sorted(old_by.keys() | new_by.keys() | changed.keys()):
+        before, after = old_by.get(key, Decimal(0)), new_by.get(key, Decimal(0))
+        if before != after or changed.get(key, 0):
+            diffs.append(ChannelDiff(key[0], key[1], before, after, changed.get(key, 0)))
+    return tuple(diffs)
+
+
+def restate_export(
+    ports: ExportPorts,
+    ctx: TenantContext,
+    export: Export,
+    changes: Sequence[FinalDayChange],
+    now: datetime,
+) -> Export | None:
+    """The next version of `export` for `changes` (days inside its period), or None when the
+    final days it was computed from did not move (a redelivered event)."""
+    tenant = _tenant(ports.registry, ctx)
+    meters_by_id = {m.id: m for m in _all_meters(ports.registry, ctx)}
+    meters = [meters_by_id[m] for m in export.meters if m in meters_by_id]
+    number = export.latest.version + 1
+    rendered = _render(
+        ports, ctx, tenant, export.formats, meters, export.period_start, export.period_end, number, now
+    )
+    if rendered.source_digest == export.latest.source_digest:
+        return None
+    previous = json.loads(ports.files.get(ctx, export.latest.manifest_key))
+    diff = _diff(totals_of_manifest(previous), rendered.totals, _intervals_changed(ports, ctx, changes))
+    version = _write_version(
+        ports, ctx, tenant, export, rendered, number, restatement_reason(changes), now, diff
+    )
+    restated = replace(export, versions=(*export.versions, version))
+    ports.index.add_version(ctx, restated, export.latest.version)
+    ports.events.written(ctx, written_detail(restated))
+    return restated
+
+
+def restate_changed_periods(
+    ports: ExportPorts, tenant_id: str, changes: Sequence[FinalDayChange], now: datetime
+) -> list[Export]:
+    """One new version of every export of the tenant whose period and meters contain a changed
+    day: the whole batch coalesced, not one version per changed day."""
+    if not changes:
+        return []
+    ctx = TenantContext(tenant_id)
+    first = min(c.local_day for c in changes)
+    last = max(c.local_day for c in changes)
+    restated = []
+    for export in ports.index.overlapping(ctx, first, last):
+        meters = set(export.meters)
+        inside = [
+            c
+            for c in changes
+            if export.period_start <= c.local_day <= export.period_end and c.meter_id in meters
+        ]
+        if inside:
+            new = restate_export(ports, ctx, export, inside, now)
+            if new is not None:
+                restated.append(new)
+    return restated
+
+
+# --- the portal API ----------------------------------------------------------------------------
+def _tenant_wide(caller: Caller) -> bool:
+    """Exports hold every meter of a tenant: only tenant-wide callers see them."""
+    return caller.customer_id is None
+
+
+def list_exports(ports: ExportPorts, caller: Caller, cursor: str | None, limit: int | None) -> Page[Export]:
+    """The tenant's exports, newest period first (a customer-scoped caller sees none)."""
+    after, size = decode_cursor(cursor), page_size(limit)
+    if not _tenant_wide(caller):
+        return Page([])
+    page = ports.index.list(caller.ctx, after, size)
+    return Page(page.items, encode_cursor(page.next_cursor))
+
+
+def get_export(ports: ExportPorts, caller: Caller, export_id: str) -> Export:
+    if not _tenant_wide(caller):
+        raise ExportNotFound(f"export {export_id!r} not found")
+    try:
+        export = ports.index.get(caller.ctx, export_id)
+    except InvalidTenantId as exc:
+        raise ExportNotFound(f"export {export_id!r} not found") from exc
+    if export is None:
+        raise ExportNotFound(f"export {export_id!r} not found")
+    return export
+
+
+def download_url(ports: ExportPorts, caller: Caller, file: ExportedFile) -> str:
+    return ports.files.download_url(caller.ctx, file.key, file.name, DOWNLOAD_URL_SECONDS)
+
+
+def _date(value: object, name: str) -> date:
+    if not isinstance(value, str):
+        raise InvalidQuery(f"{name} is a date like 2026-10-01")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidQuery(f"{name}={value!r} is not a date like 2026-10-01") from exc
+
+
+def _requested_period(body: Mapping[str, Any]) -> tuple[date, date]:
+    if "period" in body:
+        if "from" in body or "to" in body:
+            raise InvalidQuery("give either period (YYYY-MM) or from and to")
+        text = body["period"]
+        try:
+            first = date.fromisoformat(f"{text}-01") if isinstance(text, str) and len(text) == 7 else None
+        except ValueError:
+            first = None
+        if first is None:
+            raise InvalidQuery(f"period={text!r} is a calendar month like 2026-10")
+        return first, _last_day_of_month(first)
+    if "from" not in body or "to" not in body:
+        raise InvalidQuery("give period (YYYY-MM) or from and to (dates; to is exclusive)")
+    first, end = _date(body["from"], "from"), _date(body["to"], "to")
+    if end <= first:
+        raise InvalidQuery("to must be after from")
+    if (end - first).days > MAX_EXPORT_DAYS:
+        raise InvalidQuery(f"an export spans at most {MAX_EXPORT_DAYS} days")
+    return first, end - timedelta(days=1)
+
+
+def _requested_formats(body: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = body.get("formats", [body["format"]] if "format" in body else None)
+    known = [f.value for f in ExportFormat]
+    if not isinstance(raw, list) or not raw or not all(isinstance(f, str) and f in known for f in raw):
+        raise InvalidQuery(f"format (or formats, a list) must be one of {', '.join(known)}")
+    return tuple(dict.fromkeys(raw))
+
+
+def request_export(
+    ports: ExportPorts,
+    caller: Caller,
+    requested_by: str,
+    body: Mapping[str, Any],
+    now: datetime,
+    new_id: Callable[[date], str] = on_demand_export_id,
+) -> Export:
+    """An export on demand (admins and operators): written at once, returned with version 1."""
+    if caller.role not in REQUESTING_ROLES:
+        if not _tenant_wide(caller):
+            raise ExportForbidden("exports hold every meter of the tenant: ask an operator")
+        raise ExportForbidden(f"a {caller.role.value} may read exports but not request them")
+    unknown = set(body) - {"format", "formats", "period", "from", "to", "meters"}
+    if unknown:
+        raise InvalidQuery(f"unknown fields {sorted(unknown)}")
+    formats = _requested_formats(body)
+    first, last = _requested_period(body)
+    wanted = body.get("meters")
+    if wanted is None:
+        meters = sorted(_all_meters(ports.registry, caller.ctx), key=lambda m: m.id)
+    else:
+        if not isinstance(wanted, list) or not wanted or not all(isinstance(m, str) for m in wanted):
+            raise InvalidQuery("meters is a non-empty list of meter ids")
+        meters = sorted({owned_meter(ports.registry, caller, m) for m in wanted}, key=lambda m: m.id)
+    return create_export(
+        ports, caller.ctx, new_id(first), formats, meters, first, last, None, requested_by, "on_demand", now
+    )
+
+
+def green_button(
+    ports: ExportPorts, caller: Caller, meter_id: str, first: date, end: date, now: datetime
+) -> RenderedFile:
+    """One meter's final data as a Green Button (ESPI) feed, for the local days [first, end)."""
+    meter = owned_meter(ports.registry, caller, meter_id)
+    if end <= first:
+        raise InvalidQuery("to must be after from")
+    if (end - first).days > MAX_GREEN_BUTTON_DAYS:
+        raise InvalidQuery(f"a Green Button download spans at most {MAX_GREEN_BUTTON_DAYS} days")
+    tenant = _tenant(ports.registry, caller.ctx)
+    last = end - timedelta(days=1)
+    days = _final_days(ports, caller.ctx, meter.id, first, last)
+    return render(
+        ExportRequest(
+            tenant_id=tenant.id,
+            tenant_name=tenant.name,
+            format=ExportFormat.GREEN_BUTTON,
+            period_start=first,
+            period_end=last,
+            created_at=now,
+            version=1,
+            meters=(_export_data(meter, tenant, days),),
+        )
+    )

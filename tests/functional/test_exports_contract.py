@@ -1,0 +1,118 @@
+"""The in-memory export index and files and their AWS adapters (DynamoDB and S3 on moto) pass the
+same cases: create once, versions only from the expected one, newest period first in pages, the
+exports near a day, keys only under the tenant's own prefix."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import boto3
+import pytest
+
+from hemera import aws
+from hemera.adapters.exports_dynamodb import DynamoExportIndex, export_model
+from hemera.adapters.exports_memory import MemoryExportFiles, MemoryExportIndex
+from hemera.adapters.exports_s3 import S3ExportFiles
+from hemera.domain.errors import ConcurrentUpdate
+from hemera.domain.tenancy import TenantContext
+from hemera.ports.exports import ChannelDiff, ChannelTotal, Export, ExportedFile, ExportVersion
+
+ACME, ACME_CORP = TenantContext("acme"), TenantContext("acme-corp")
+
+
+def version(number: int, reason: str = "scheduled") -> ExportVersion:
+    prefix = f"tenants/acme/exports/x/v{number}/"
+    return ExportVersion(
+        version=number,
+        created_at=datetime(2026, 11, 1, number, tzinfo=UTC),
+        reason=reason,
+        manifest_key=prefix + "manifest.json",
+        files=(ExportedFile("a.csv", "csv", "text/csv", prefix + "a.csv", "0" * 64, 10, 3, {"active_import_kWh": Decimal("1.5")}),),
+        totals=(ChannelTotal("m-1", "active_import", Decimal("1.5"), 1, 96),),
+        diff=(ChannelDiff("m-1", "active_import", Decimal(1), Decimal("1.5"), 2),) if number > 1 else (),
+        source_digest=f"d{number}",
+    )  # fmt: skip
+
+
+def export(export_id: str, first: date, last: date, tenant: str = "acme", versions: int = 1) -> Export:
+    return Export(
+        tenant, export_id, ("csv",), first, last, "monthly", "schedule:monthly", ("m-1",),
+        tuple(version(n) for n in range(1, versions + 1)),
+    )  # fmt: skip
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def index(request, moto_cloud):
+    if request.param == "memory":
+        return MemoryExportIndex()
+    host = aws.endpoint_url(moto_cloud.aws, "dynamodb")
+    return DynamoExportIndex(export_model(moto_cloud.readings_table, moto_cloud.aws, host))
+
+
+@pytest.fixture(params=["memory", "s3"])
+def files(request, moto_cloud):
+    if request.param == "memory":
+        return MemoryExportFiles()
+    return S3ExportFiles(boto3.client("s3"), moto_cloud.exports_bucket)
+
+
+def test_an_export_is_created_once_and_read_back_without_its_totals(index):
+    index.create(ACME, export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31)))
+    with pytest.raises(ConcurrentUpdate):
+        index.create(ACME, export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31)))
+    stored = index.get(ACME, "20261001-monthly")
+    assert stored.latest.files == version(1).files and stored.latest.totals == ()
+    assert index.get(ACME_CORP, "20261001-monthly") is None
+
+
+def test_a_version_is_added_only_on_top_of_the_expected_one(index):
+    index.create(ACME, export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31)))
+    index.add_version(ACME, export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31), versions=2), 1)
+    with pytest.raises(ConcurrentUpdate):
+        index.add_version(
+            ACME, export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31), versions=3), 1
+        )
+    stored = index.get(ACME, "20261001-monthly")
+    assert [v.version for v in stored.versions] == [1, 2]
+    assert stored.latest.diff == version(2).diff
+
+
+def test_exports_list_newest_period_first_in_pages_and_never_across_tenants(index):
+    for month in (8, 9, 10):
+        index.create(ACME, export(f"2026{month:02d}01-monthly", date(2026, month, 1), date(2026, month, 28)))
+    index.create(
+        ACME_CORP, export("20261101-monthly", date(2026, 11, 1), date(2026, 11, 30), tenant="acme-corp")
+    )
+    first = index.list(ACME, None, 2)
+    assert [e.id for e in first.items] == ["20261001-monthly", "20260901-monthly"]
+    second = index.list(ACME, first.next_cursor, 2)
+    assert [e.id for e in second.items] == ["20260801-monthly"] and second.next_cursor is None
+
+
+def test_the_exports_near_changed_days_are_those_whose_period_holds_them(index):
+    index.create(ACME, export("20260901-monthly", date(2026, 9, 1), date(2026, 9, 30)))
+    index.create(ACME, export("20260915-cycle", date(2026, 9, 15), date(2026, 10, 14)))
+    index.create(ACME, export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31)))
+    assert [e.id for e in index.overlapping(ACME, date(2026, 10, 5), date(2026, 10, 5))] == [
+        "20260915-cycle",
+        "20261001-monthly",
+    ]
+    assert [e.id for e in index.overlapping(ACME, date(2026, 9, 2), date(2026, 9, 3))] == ["20260901-monthly"]
+    assert index.overlapping(ACME_CORP, date(2026, 9, 1), date(2026, 10, 31)) == []
+
+
+def test_files_live_only_under_the_tenants_exports_prefix(files):
+    key = "tenants/acme/exports/20261001-monthly/v1/a.csv"
+    files.put(ACME, key, b"meter,value\n", "text/csv")
+    assert files.get(ACME, key) == b"meter,value\n"
+    for outside in (
+        "tenants/acme-corp/exports/x/v1/a.csv",
+        "tenants/acme/raw/x",
+        "tenants/acme/exports/../raw/x",
+    ):
+        with pytest.raises(ValueError):
+            files.put(ACME, outside, b"", "text/csv")
+    with pytest.raises(ValueError):
+        files.get(ACME_CORP, key)
+    assert "20261001-monthly" in files.download_url(ACME, key, "a.csv", 60)
