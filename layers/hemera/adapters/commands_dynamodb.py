@@ -2,7 +2,9 @@
 
 - the command and its audit trail: `T#<tenant>#M#<meter>` / `CMD#<id>` — the ids are time-ordered,
   so a meter's commands list newest first with one Query;
-- a pointer by id, for the ack (which names only the id): `T#<tenant>#INDEX` / `CMD#<id>` → meter.
+- a pointer by id, for the ack (which names only the id): `T#<tenant>#INDEX` / `CMD#<id>` → meter;
+- while the RTU has not answered, an open-command pointer: `T#<tenant>#OPENCMD` / `CMD#<id>` →
+  meter, deleted when the command closes or expires (the expiry sweep reads only these).
 
 Commands carry no `expires_at`: the audit trail is kept (the table's TTL never touches them).
 """
@@ -10,6 +12,7 @@ Commands carry no `expires_at`: the audit trail is kept (the table's TTL never t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 
@@ -25,6 +28,11 @@ from hemera.domain.tenancy import TenantContext, validate_id
 from hemera.ports import Page
 
 COMMAND_SK_PREFIX = "CMD#"
+_OPEN = frozenset({CommandStatus.REQUESTED, CommandStatus.SENT})
+
+
+def _open_pk(ctx: TenantContext) -> str:
+    return ctx.key_prefix + "OPENCMD"
 
 
 class CommandRecord(Model):
@@ -132,15 +140,30 @@ class DynamoCommandStore:
         try:
             # The pointer first: a pointer without its command only makes an ack find nothing.
             pointer.save(condition=self._pointer.pk.does_not_exist())
+            if command.status in _OPEN:
+                self._open_pointer(ctx, command).save()
             record.save(condition=self._record.pk.does_not_exist())
         except PutError as exc:
             raise ConcurrentUpdate(f"command {command.id} exists") from exc
+
+    def _open_pointer(self, ctx: TenantContext, command: MeterCommand) -> CommandPointerRecord:
+        return self._pointer(_open_pk(ctx), COMMAND_SK_PREFIX + command.id, meter=command.meter_id)
 
     def update(self, ctx: TenantContext, command: MeterCommand, expected: CommandStatus) -> None:
         try:
             self._to_record(ctx, command).save(condition=self._record.status == expected.value)
         except PutError as exc:
             raise ConcurrentUpdate(f"command {command.id} is no longer {expected.value}") from exc
+        if command.status not in _OPEN:
+            # After the command: a pointer left behind only makes the sweep look at a closed one.
+            self._open_pointer(ctx, command).delete()
+
+    def open_commands(self, ctx: TenantContext, limit: int) -> Sequence[MeterCommand]:
+        pointers = self._pointer.query(
+            _open_pk(ctx), self._pointer.sk.startswith(COMMAND_SK_PREFIX), limit=limit, page_size=limit
+        )
+        found = (self.get(ctx, p.meter, p.sk.removeprefix(COMMAND_SK_PREFIX)) for p in pointers)
+        return [c for c in found if c is not None and c.status in _OPEN]
 
     def get(self, ctx: TenantContext, meter_id: str, command_id: str) -> MeterCommand | None:
         sk = COMMAND_SK_PREFIX + validate_id(command_id, "command")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hemera.domain.commands import CommandStatus, MeterCommand
@@ -36,6 +37,14 @@ class MemoryCommandStore:
         return next(
             (c for (_, t, i), c in self._items.items() if t == ctx.tenant_id and i == command_id), None
         )
+
+    def open_commands(self, ctx: TenantContext, limit: int) -> Sequence[MeterCommand]:
+        waiting = (CommandStatus.REQUESTED, CommandStatus.SENT)
+        found = sorted(
+            (c for (_, t, _), c in self._items.items() if t == ctx.tenant_id and c.status in waiting),
+            key=lambda c: c.id,
+        )
+        return found[:limit]
 
     def list(self, ctx: TenantContext, meter_id: str, cursor: str | None, limit: int) -> Page[MeterCommand]:
         pk = ctx.meter_pk(meter_id)

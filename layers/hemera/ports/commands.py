@@ -7,6 +7,7 @@ publish) and the in-memory fakes of `hemera.adapters.commands_memory`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from hemera.domain.commands import CommandStatus, MeterCommand
@@ -31,6 +32,11 @@ class CommandStore(Protocol):
 
     def list(self, ctx: TenantContext, meter_id: str, cursor: str | None, limit: int) -> Page[MeterCommand]:
         """The meter's commands, newest first, after `cursor` (a command id), at most `limit`."""
+        ...
+
+    def open_commands(self, ctx: TenantContext, limit: int) -> Sequence[MeterCommand]:
+        """The tenant's commands still waiting for their RTU (requested or sent), oldest first,
+        at most `limit` (the expiry sweep's work list)."""
         ...
 
 

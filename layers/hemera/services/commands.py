@@ -12,15 +12,19 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hemera.domain.commands import (
+    ACK_DEADLINE,
     AckDeviceMismatch,
     CommandForbidden,
+    CommandKind,
     CommandNotFound,
     CommandStatus,
     InvalidCommandRequest,
     MeterCommand,
     apply_ack,
+    expire,
     mark_sent,
     mark_undelivered,
     new_command_id,
@@ -28,7 +32,8 @@ from hemera.domain.commands import (
     parse_kind,
     validate_params,
 )
-from hemera.domain.errors import InvalidTenantId
+from hemera.domain.errors import ConcurrentUpdate, InvalidTenantId
+from hemera.domain.registry import Meter
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Page, Registry
 from hemera.ports.commands import CommandPublisher, CommandStore
@@ -63,29 +68,65 @@ def request_command(
         raise InvalidCommandRequest(f"unknown fields {sorted(unknown)}; a command has kind and params")
     kind = parse_kind(body.get("kind"))
     params = validate_params(kind, body.get("params"))
+    return issue_command(ports, caller.ctx, meter, kind, params, requested_by, caller.role.value, now, new_id)
+
+
+def issue_command(
+    ports: CommandPorts,
+    ctx: TenantContext,
+    meter: Meter,
+    kind: CommandKind,
+    params: dict[str, Any],
+    requested_by: str,
+    requester_role: str,
+    now: datetime,
+    new_id: Callable[[datetime], str] = new_command_id,
+) -> MeterCommand:
+    """Record a command (validated `params`) for `meter`, publish it to the meter's RTU and return
+    it: `sent` when the broker took it, `failed` when it could not be published. The API asks on
+    behalf of a caller; the platform's sweeps (re-reads) on their own (`requester_role` system)."""
     command = MeterCommand(
-        tenant_id=caller.tenant_id,
+        tenant_id=ctx.tenant_id,
         id=new_id(now),
         meter_id=meter.id,
         device_id=meter.device_id,
         kind=kind,
         params=params,
         requested_by=requested_by,
-        requester_role=caller.role.value,
+        requester_role=requester_role,
         requested_at=now,
     )
     # Recorded before it is published: the audit trail holds every command that may have left.
-    ports.commands.create(caller.ctx, command)
+    ports.commands.create(ctx, command)
     payload = json.dumps(command.agent_payload(), separators=(",", ":")).encode()
     try:
         ports.publisher.publish(command.topic, payload)
     except Exception as exc:  # any failure of the transport means: not delivered
         failed = mark_undelivered(command, now, f"not delivered to the RTU: {type(exc).__name__}")
-        ports.commands.update(caller.ctx, failed, CommandStatus.REQUESTED)
+        ports.commands.update(ctx, failed, CommandStatus.REQUESTED)
         return failed
     sent = mark_sent(command, now)
-    ports.commands.update(caller.ctx, sent, CommandStatus.REQUESTED)
+    ports.commands.update(ctx, sent, CommandStatus.REQUESTED)
     return sent
+
+
+def expire_overdue(
+    commands: CommandStore, ctx: TenantContext, now: datetime, limit: int = 500
+) -> list[MeterCommand]:
+    """Mark the tenant's sent commands that outlived their ack deadline `expired` (a later ack
+    still closes them); returns those it expired. A command an ack closed meanwhile is left."""
+    expired = []
+    for command in commands.open_commands(ctx, limit):
+        if command.status is not CommandStatus.SENT or command.sent_at is None:
+            continue
+        if now - command.sent_at < ACK_DEADLINE:
+            continue
+        try:
+            commands.update(ctx, expire(command, now), CommandStatus.SENT)
+        except ConcurrentUpdate:
+            continue  # its ack arrived between the read and the write
+        expired.append(command)
+    return expired
 
 
 def get_command(ports: CommandPorts, caller: Caller, meter_id: str, command_id: str) -> MeterCommand:
