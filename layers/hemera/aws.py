@@ -22,5 +22,23 @@ def endpoint_url(target: AwsTarget, service: str) -> str | None:
 
 @cache
 def client(target: AwsTarget, service: str) -> Any:
-    """A cached boto3 client (clients are thread-safe; one per target and service)."""
-    return boto3.client(service, region_name=target.region, endpoint_url=endpoint_url(target, service))
+    """A cached boto3 client (clients are thread-safe; one per target and service). A target with
+    a tenant's scoped credentials gives a client that can reach only that tenant's data."""
+    return boto3.client(
+        service,
+        region_name=target.region,
+        endpoint_url=endpoint_url(target, service),
+        **credential_args(target),
+    )
+
+
+def credential_args(target: AwsTarget) -> dict[str, str]:
+    """boto3's explicit credential arguments for a scoped target; none for the default chain."""
+    scoped = target.credentials
+    if scoped is None:
+        return {}
+    return {
+        "aws_access_key_id": scoped.access_key_id,
+        "aws_secret_access_key": scoped.secret_access_key,
+        "aws_session_token": scoped.session_token,
+    }

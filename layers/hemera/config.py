@@ -7,6 +7,7 @@ down; logic never reads the environment itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -30,12 +31,28 @@ class AwsMode(StrEnum):
     LOCALSTACK = "localstack"  # a LocalStack endpoint (through localstack-client)
 
 
+class ScopedCredentials(BaseModel):
+    """Temporary credentials of one tenant (STS AssumeRole with the tenant's session policy,
+    `hemera.adapters.tenant_credentials`): every client and table built with them is confined
+    to that tenant's items and objects by IAM itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expires_at: datetime
+
+
 class AwsTarget(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     mode: AwsMode = AwsMode.AWS
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    # None: the function's own role (the platform's view); set: one tenant's scoped session.
+    credentials: ScopedCredentials | None = None
 
     @model_validator(mode="after")
     def _endpoint(self) -> AwsTarget:
@@ -64,6 +81,10 @@ class AwsTarget(BaseModel):
 
 
 LOCAL_MQTT_ENV_VAR = "HEMERA_LOCAL_MQTT"
+# The role a function assumes, with a tenant's session policy, to act for that tenant only.
+TENANT_ROLE_ENV_VAR = "HEMERA_TENANT_ROLE_ARN"
+# The local cloud's stand-in for that role (moto accepts AssumeRole on it; it enforces no IAM).
+LOCAL_TENANT_ROLE_ARN = "arn:aws:iam::123456789012:role/hemera-tenant-data"
 
 
 class RuntimeSettings(BaseModel):
@@ -85,6 +106,8 @@ class RuntimeSettings(BaseModel):
     # The local cloud only: its MQTT broker as `port|cert|key|ca` (the rules bridge's identity),
     # which stands in for IoT Core's data endpoint when commands are sent to RTUs.
     local_mqtt: str | None = None
+    # The tenant data role (`TENANT_ROLE_ENV_VAR`); unset = no tenant-scoped sessions.
+    tenant_role_arn: str | None = None
 
     @property
     def user_pool_jwks_url(self) -> str | None:
@@ -126,6 +149,7 @@ class RuntimeSettings(BaseModel):
             user_pool_id=env.get(USER_POOL_ID_ENV_VAR) or None,
             user_pool_client_id=env.get(USER_POOL_CLIENT_ID_ENV_VAR) or None,
             local_mqtt=env.get(LOCAL_MQTT_ENV_VAR) or None,
+            tenant_role_arn=env.get(TENANT_ROLE_ENV_VAR) or None,
         )
 
     @classmethod
@@ -140,6 +164,7 @@ class RuntimeSettings(BaseModel):
             exports_bucket=EXPORTS_BUCKET.local_name,
             curated_bucket=CURATED_BUCKET.local_name,
             event_bus=EVENT_BUS.local_name,
+            tenant_role_arn=LOCAL_TENANT_ROLE_ARN,
         )
 
     def environ(self) -> dict[str, str]:
@@ -155,4 +180,5 @@ class RuntimeSettings(BaseModel):
             **({USER_POOL_ID_ENV_VAR: self.user_pool_id} if self.user_pool_id else {}),
             **({USER_POOL_CLIENT_ID_ENV_VAR: self.user_pool_client_id} if self.user_pool_client_id else {}),
             **({LOCAL_MQTT_ENV_VAR: self.local_mqtt} if self.local_mqtt else {}),
+            **({TENANT_ROLE_ENV_VAR: self.tenant_role_arn} if self.tenant_role_arn else {}),
         }
