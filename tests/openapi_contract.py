@@ -21,7 +21,7 @@ def _text(body: bytes | str, charset: str = "utf-8") -> str:
 def openapi() -> OpenAPI:
     # RFC 9457 problem documents are JSON; openapi-core only knows `application/json` by name,
     # and hands other bodies (CSV) over as bytes where the spec says string.
-    deserializers = {"application/problem+json": json.loads, "text/csv": _text}
+    deserializers = {"application/problem+json": json.loads, "text/csv": _text, "application/atom+xml": _text}
     config = Config(extra_media_type_deserializers=deserializers)
     return OpenAPI.from_file_path(str(SPEC), config=config)
 

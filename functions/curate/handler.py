@@ -8,13 +8,12 @@ be curated, fails alone and SQS delivers it again (after 3 receives, to the DLQ)
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hemera.config import RuntimeSettings
@@ -25,8 +24,8 @@ from hemera.services.curate import (
     CuratePorts,
     DayChanged,
     MalformedChangeEvent,
-    changes_of_detail,
     curate_changes,
+    forwarded_changes,
 )
 from hemera.wiring import curate_ports
 
@@ -37,14 +36,8 @@ def _ports() -> CuratePorts:
 
 
 def announced_changes(body: str) -> tuple[DayChanged, ...]:
-    """The changes announced in one SQS body: the EventBridge event the rule forwarded."""
-    try:
-        event = EventBridgeEvent(json.loads(body))
-        if event.source != CURATE_RULE.source or event.detail_type != CURATE_RULE.detail_type:
-            raise MalformedChangeEvent(f"unexpected event {event.source}/{event.detail_type}")
-        return changes_of_detail(event.detail)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise MalformedChangeEvent(f"not an EventBridge event: {exc}") from exc
+    """The changes announced in one SQS body: the event CURATE_RULE forwarded."""
+    return forwarded_changes(body, CURATE_RULE.source, CURATE_RULE.detail_type)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -18,45 +18,46 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from functools import cache, wraps
 from typing import Any
 
 from chalice.app import Chalice, Request, Response
 
-from chalicelib import commands, instantaneous, meter_data
-from chalicelib.documents import load_profile_csv
+from chalicelib import alarms, billing, commands, edits, events, exports, instantaneous, meter_data, scope
+from chalicelib.documents import load_profile_csv, load_profile_document
 from chalicelib.http import csv_response, json_response, number, parse_instant, wants_csv
-from hemera.config import RuntimeSettings
+from hemera.domain.alarms import AlarmForbidden, AlarmNotFound
 from hemera.domain.commands import CommandForbidden, CommandNotFound
 from hemera.domain.errors import (
     CustomerNotFound,
+    EditForbidden,
+    ExportForbidden,
+    ExportNotFound,
     HemeraError,
     InvalidQuery,
     MeterNotFound,
+    TariffNotConfigured,
     TenantNotFound,
     Unauthenticated,
 )
 from hemera.domain.rate_limits import RateDecision, RateLimited, RateLimits
-from hemera.domain.readings import CHANNEL_UNITS
 from hemera.domain.registry import Customer, Meter
 from hemera.observability import logger
 from hemera.ports import Page
 from hemera.ports.rate_limits import RequestCounter
 from hemera.services.access import (
     Caller,
-    LoadProfile,
     PortalPorts,
     list_customers,
     list_meters,
-    load_profile,
     owned_customer,
     owned_meter,
 )
 from hemera.services.callers import authenticate_request
 from hemera.services.rate_limits import admit, limits_from_environ
-from hemera.wiring import instantaneous_store, portal_ports, request_counter
+from hemera.services.vee import final_load_profile
+from hemera.wiring import final_series_store, instantaneous_store, portal_ports, request_counter
 
 app = Chalice(app_name="hemera-portal-api")
 
@@ -69,14 +70,26 @@ _STATUS: dict[type[HemeraError], tuple[int, str]] = {
     InvalidQuery: (400, "Bad Request"),
     CommandNotFound: (404, "Not Found"),
     CommandForbidden: (403, "Forbidden"),
+    AlarmNotFound: (404, "Not Found"),
+    AlarmForbidden: (403, "Forbidden"),
     RateLimited: (429, "Too Many Requests"),
+    TariffNotConfigured: (409, "Conflict"),
+    EditForbidden: (403, "Forbidden"),
+    ExportNotFound: (404, "Not Found"),
+    ExportForbidden: (403, "Forbidden"),
 }
 PROBLEM_JSON = "application/problem+json"
 
 
-@cache
 def _ports() -> PortalPorts:
-    return portal_ports(RuntimeSettings.from_environ(os.environ))
+    """The request's data access: the caller's tenant session (chalicelib/scope.py)."""
+    return portal_ports(scope.settings())
+
+
+def _auth_ports() -> PortalPorts:
+    """Resolving the caller (API keys, consents, Cognito keys) happens before a tenant is known:
+    with the function's own role."""
+    return portal_ports(scope.base_settings())
 
 
 @cache
@@ -86,7 +99,7 @@ def _rate_limits() -> RateLimits:
 
 @cache
 def _counter() -> RequestCounter:
-    return request_counter(RuntimeSettings.from_environ(os.environ))
+    return request_counter(scope.base_settings())
 
 
 def _admit(caller: Caller) -> RateDecision:
@@ -170,12 +183,15 @@ def portal_route(
             # A warm function serves many callers: no key of the previous request may linger.
             logger.append_keys(tenant=None, customer=None, correlation_id=request_id)
             try:
-                caller = authenticate_request(_ports(), _request().headers, request_id)
+                caller = authenticate_request(_auth_ports(), _request().headers, request_id)
                 logger.append_keys(tenant=caller.tenant_id, customer=caller.customer_id)
                 # Counted once the caller is known: a request without valid credentials is a
                 # 401 and spends no tenant's allowance.
                 decision = _admit(caller)
-                return _with_request_id(_rate_headers(view(caller, **params), decision), request_id)
+                # From here on, data access acts for the caller's tenant only (STS session).
+                with scope.acting_for(caller.tenant_id):
+                    response = view(caller, **params)
+                return _with_request_id(_rate_headers(response, decision), request_id)
             except RateLimited as error:
                 logger.info("request refused", extra={"reason": error.reason, "path": path})
                 response = _rate_headers(_problem_for(error), error.decision)
@@ -196,41 +212,18 @@ def health() -> Response:
     return _with_request_id(json_response({"status": "ok"}), _request_id())
 
 
-def load_profile_document(profile: LoadProfile) -> dict[str, Any]:
-    zone = profile.tenant.zone
-    intervals = [
-        {
-            "start": r.start.astimezone(zone).isoformat(),
-            "end": r.end.astimezone(zone).isoformat(),
-            "value": number(r.value),
-            "status": r.status.value,
-            "quality": r.quality_flag,
-            "source": r.source.value,
-        }
-        for r in profile.intervals
-    ]
-    minutes = profile.intervals[0].length_minutes if profile.intervals else 15
-    # In UTC: local wall-clock arithmetic would call a 23-hour DST day 24 hours long.
-    expected = int((profile.end.astimezone(UTC) - profile.start.astimezone(UTC)) / timedelta(minutes=minutes))
-    return {
-        "meter_id": profile.meter.id,
-        "channel": profile.channel.value,
-        "unit": CHANNEL_UNITS[profile.channel].value,
-        "interval_minutes": minutes,
-        "timezone": profile.tenant.timezone,
-        "from": profile.start.astimezone(zone).isoformat(),
-        "to": profile.end.astimezone(zone).isoformat(),
-        "summary": {
-            "intervals": len(intervals),
-            "expected_intervals": expected,
-            "total": number(sum((r.value for r in profile.intervals), Decimal(0))),
-        },
-        "intervals": intervals,
-    }
-
-
 def _query() -> Mapping[str, str]:
     return _request().query_params or {}
+
+
+def _version() -> int | None:
+    """`version=N`: an earlier data version of a (one-day) load profile."""
+    raw = _query().get("version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidQuery(f"version={raw!r} is not a data version (1, 2, …)")
+    return int(raw)
 
 
 def _limit() -> int | None:
@@ -301,10 +294,12 @@ def get_load_profile(caller: Caller, meter_id: str) -> Response:
     start = parse_instant(query["from"], tenant.zone, "from")
     end = parse_instant(query["to"], tenant.zone, "to") if "to" in query else start + timedelta(days=1)
     as_csv = wants_csv(_request().headers.get("accept"), query.get("format"))
-    profile = load_profile(ports, caller, meter_id, query.get("channel", "active_import"), start, end)
+    # The final (VEE'd) days where VEE has computed them, else the stored meter data (`edits`).
+    channel, version = query.get("channel", "active_import"), _version()
+    profile = final_load_profile(ports, edits.final_series(), caller, meter_id, channel, start, end, version)
     logger.info("load profile served", extra={"meter": meter_id, "intervals": len(profile.intervals)})
     if as_csv:
-        name = f"{profile.meter.id}_{profile.channel.value}_{start.date().isoformat()}.csv"
+        name = f"{profile.meter_id}_{profile.channel.value}_{start.date().isoformat()}.csv"
         return csv_response(load_profile_csv(profile), name)
     return json_response(load_profile_document(profile))
 
@@ -312,8 +307,16 @@ def get_load_profile(caller: Caller, meter_id: str) -> Response:
 # Consumption, demand and power factor: computed from the stored series (chalicelib/meter_data.py).
 meter_data.register(portal_route, _ports, _query)
 # Instantaneous values stored from the agent's instantaneous frames (chalicelib/instantaneous.py).
-instantaneous.register(
-    portal_route, _ports, lambda: instantaneous_store(RuntimeSettings.from_environ(os.environ)), _query
-)
+instantaneous.register(portal_route, _ports, lambda: instantaneous_store(scope.settings()), _query)
 # Commands to a meter's RTU and their audit trail (chalicelib/commands.py).
 commands.register(portal_route, _ports, _query, _request, _limit, page_document)
+# Operators' interval edits, re-validated at once into a new data version (chalicelib/edits.py).
+edits.register(portal_route, _ports, _request)
+# Billing determinants of a period from the final (VEE'd) series (chalicelib/billing.py).
+billing.register(portal_route, _ports, lambda: final_series_store(scope.settings()), _query)
+# Alarms: list, acknowledge, and a meter's theft/tamper suspicion score (chalicelib/alarms.py).
+alarms.register(portal_route, _ports, _query, _request, _limit, page_document)
+# Billing exports (list, read with download URLs, request) and Green Button (chalicelib/exports.py).
+exports.register(portal_route, _ports, _query, _request, _limit, page_document)
+# Device events and outages of a meter, and the tenant's outages (chalicelib/events.py).
+events.register(portal_route, _ports, _query)

@@ -27,7 +27,6 @@ from hemera.definitions import (
     CURATE_RULE,
     CURATED_BUCKET,
     CURATED_INTERVALS,
-    QUEUE_CONSUMERS,
     CuratedDatasetDef,
     EventRuleDef,
 )
@@ -39,7 +38,7 @@ from hemera_infra.constants import (
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
 )
-from hemera_infra.event_consumers import event_consumer
+from hemera_infra.event_consumers import EventFedConstruct
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.layer import pip_layer
 from hemera_infra.nag import acknowledge, arn_wildcard_finding
@@ -51,7 +50,7 @@ CURATED_KEYS_REASON = (
 )
 
 
-class Analytics(Construct):
+class Analytics(EventFedConstruct):
     def __init__(
         self,
         scope: Construct,
@@ -62,18 +61,8 @@ class Analytics(Construct):
         rule: EventRuleDef = CURATE_RULE,
         dataset: CuratedDatasetDef = CURATED_INTERVALS,
     ) -> None:
-        super().__init__(scope, construct_id)
-        (consumer,) = (c for c in QUEUE_CONSUMERS if c.queue == rule.queue)
+        super().__init__(scope, construct_id, rules=[rule], bus=storage.event_bus, functions=functions)
         self.bucket = storage.bucket(CURATED_BUCKET)
-        fed = event_consumer(
-            self, consumer=consumer, rules=[rule], bus=storage.event_bus, functions=functions
-        )
-        self.queue, self.dead_letter_queue, (self.rule,), self.function = (
-            fed.queue,
-            fed.dead_letter_queue,
-            fed.rules,
-            fed.function,
-        )
         self.pyarrow_layer = self._build_pyarrow_layer()
         self.function.add_layers(self.pyarrow_layer)
         self._grant_curate_access(storage, dataset)

@@ -37,9 +37,11 @@ LAYER_ID = "HemeraLayer"
 FUNCTIONS_ID = "Functions"
 INGEST_ID = "Ingest"
 SCHEDULES_ID = "Schedules"
+COMMAND_SWEEPS_ID = "CommandSweeps"
 PORTAL_API_ID = "PortalApi"
 PORTAL_USERS_ID = "PortalUsers"
 ANALYTICS_ID = "Analytics"
+VEE_ID = "Vee"
 
 # --- Lambda ------------------------------------------------------------------------------------
 # `chalice package` builds for the local interpreter, so every function (and the layer's wheels)
@@ -92,3 +94,42 @@ SCHEDULE_RETRY_ATTEMPTS = 2
 CHALICE_STAGE = "dev"
 # The API reads readings and resolves API keys; it writes nothing.
 PORTAL_API_READ_TABLES = (READINGS_TABLE, API_KEYS_TABLE)
+
+# --- VEE ---------------------------------------------------------------------------------------
+# The VEE function reads meter-days, history, edits, device events and registers (BatchGetItem,
+# GetItem, Query) and writes final days with a condition on their version (PutItem).
+VEE_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem")
+# The portal API stores operators' edits (BatchWriteItem) and recomputes their days at once.
+VEE_PORTAL_TABLE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:PutItem")
+
+# --- billing exports -----------------------------------------------------------------------------
+BILLING_ID = "Billing"
+# Export files and manifests under each tenant's prefix: tenants/<tenant>/exports/<id>/v<n>/<file>.
+EXPORTS_OBJECTS_PATTERN = "tenants/*/exports/*"
+# Final days, meters and the export index are read with Query/GetItem (and final days in batches);
+# index items are written with conditional puts.
+EXPORTS_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem")
+
+# --- notifications -------------------------------------------------------------------------------
+NOTIFICATIONS_ID = "Notifications"
+# notify reads a tenant's channels (GetItem); deliver claims and settles a delivery with
+# conditional writes (UpdateItem, PutItem), reads its state (GetItem) and stores dead letters.
+NOTIFY_TABLE_ACTIONS = ("dynamodb:GetItem",)
+DELIVER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+
+# --- alarms --------------------------------------------------------------------------------------
+ALARMS_ID = "Alarms"
+# The alarms function reads interval days, instantaneous values, device activity, the registry and
+# its own items (GetItem, Query, BatchGetItem), and writes alarms with transactions conditioned
+# on each key's version (TransactWriteItems needs PutItem and ConditionCheckItem) and the VEE
+# tally (PutItem, DeleteItem).
+ALARMS_TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+)
+# The portal API acknowledges alarms (the same conditional transaction).
+ALARMS_PORTAL_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:ConditionCheckItem")

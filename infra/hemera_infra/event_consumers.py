@@ -18,7 +18,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from hemera.definitions import EventRuleDef, QueueConsumer
+from hemera.definitions import QUEUE_CONSUMERS, EventRuleDef, QueueConsumer
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.queues import queue_with_dead_letters
 
@@ -74,3 +74,30 @@ def event_consumer(
         )
     )
     return EventConsumer(queue, dlq.queue, built, function)
+
+
+class EventFedConstruct(Construct):
+    """A capability whose function reads platform events from a queue of its own (curate, VEE,
+    alarms, billing exports): the rules, queue, DLQ and function built by `event_consumer`, kept
+    as `queue`, `dead_letter_queue`, `rules` (and `rule`, the first) and `function`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        rules: Sequence[EventRuleDef],
+        bus: events.IEventBus,
+        functions: FunctionCatalog,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        (consumer,) = {c for c in QUEUE_CONSUMERS if c.queue == rules[0].queue}
+        fed = event_consumer(self, consumer=consumer, rules=rules, bus=bus, functions=functions)
+        self.queue = fed.queue
+        self.dead_letter_queue = fed.dead_letter_queue
+        self.rules = fed.rules
+        self.function = fed.function
+
+    @property
+    def rule(self) -> events.Rule:
+        return self.rules[0]

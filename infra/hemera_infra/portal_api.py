@@ -21,21 +21,23 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnResource, Stack, Token
+from aws_cdk import CfnResource, Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from chalice.cdk import Chalice
 from constructs import Construct
 
-from hemera.definitions import READINGS_TABLE
+from hemera.config import TENANT_ROLE_ENV_VAR
+from hemera.definitions import EXPORTS_BUCKET, READINGS_TABLE
+from hemera_infra.command_grants import grant_command_publish
 from hemera_infra.constants import (
     CHALICE_STAGE,
     LOG_RETENTION,
     PORTAL_API_READ_TABLES,
     POWERTOOLS_SERVICE_ENV_VAR,
 )
-from hemera_infra.nag import XRAY_REASON, acknowledge
+from hemera_infra.nag import acknowledge, arn_wildcard_finding
 from hemera_infra.storage import Storage
 
 # Logical ids `chalice package` gives its resources in the SAM template.
@@ -78,15 +80,6 @@ def _packaging_sandbox(region: str) -> Iterator[None]:
                 os.environ.pop("AWS_DEFAULT_REGION", None)
 
 
-# Every RTU's command topic: the API sends commands to the meters of the caller's tenant only
-# (checked before publishing); IoT topic ARNs take no finer condition on the tenant here.
-COMMAND_TOPIC_PATTERN = "hemera/*/*/down/cmd"
-COMMANDS_REASON = (
-    "iot:DescribeEndpoint has no resource-level permissions; iot:Publish is limited to the RTUs' "
-    "command topics (hemera/<tenant>/<rtu>/down/cmd), the tenant being checked by the API first."
-)
-
-
 class PortalApi(Construct):
     def __init__(
         self,
@@ -100,11 +93,51 @@ class PortalApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = self._build_role(storage)
+        self.tenant_data_role = self._build_tenant_data_role(storage)
+        environment = {**environment, TENANT_ROLE_ENV_VAR: self.tenant_data_role.role_arn}
         self.chalice = self._build_chalice(source_dir, layer, environment)
         self.handler: CfnResource = self.chalice.get_resource(CHALICE_HANDLER)
         self._build_stage_throttling()
         self.log_group = self._build_log_group()
         self.url: str = self.chalice.sam_template.get_output(CHALICE_ENDPOINT_OUTPUT).value
+
+    def _build_tenant_data_role(self, storage: Storage) -> iam.Role:
+        """The role the API assumes per request's tenant, with that tenant's session policy
+        (`hemera.adapters.tenant_credentials`): its own permissions are the most any tenant
+        session may have; the session policy narrows them to `T#<tenant>#` items and
+        `tenants/<tenant>/` objects."""
+        role = iam.Role(
+            self,
+            "TenantDataRole",
+            assumed_by=iam.ArnPrincipal(self.role.role_arn),
+            description="Hemera portal API acting for one tenant (AssumeRole with a session policy)",
+            max_session_duration=Duration.hours(1),
+        )
+        storage.table(READINGS_TABLE).grant_read_write_data(role)
+        storage.bucket(EXPORTS_BUCKET).grant_read(role)
+        role.grant_assume_role(self.role)
+        acknowledge(
+            role,
+            arn_wildcard_finding(storage.bucket(EXPORTS_BUCKET), "/*"),
+            "Each session narrows the bucket to tenants/<tenant>/ (session policy); the role itself "
+            "is only assumable by the portal API's role.",
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+            "grant_read's bucket-level reads (location, versioning) of the exports bucket.",
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::s3:GetObject*]",
+            "grant_read's object reads (object, version, ACL) for pre-signed downloads of exports.",
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::s3:List*]",
+            "grant_read lists the exports bucket; the session policy allows it only with a tenants/<tenant>/ prefix.",
+        )
+        return role
 
     def _build_role(self, storage: Storage) -> iam.Role:
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
@@ -112,31 +145,16 @@ class PortalApi(Construct):
             storage.table(table).grant_read_data(role)
         # Meter commands: the API records each command (its audit trail) in the readings table and
         # publishes it on the RTU's command topic (IoT Core's data endpoint is looked up once).
-        storage.table(READINGS_TABLE).grant(role, "dynamodb:PutItem", "dynamodb:UpdateItem")
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iot:Publish"],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="iot", resource="topic", resource_name=COMMAND_TOPIC_PATTERN
-                    )
-                ],
-            )
+        # (DeleteItem: a closed command's open-command pointer.)
+        storage.table(READINGS_TABLE).grant(
+            role, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
-        # (no resource-level permissions: covered by the role's Resource::* acknowledgement below)
-        role.add_to_policy(iam.PolicyStatement(actions=["iot:DescribeEndpoint"], resources=["*"]))
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:topic/"
-            f"{COMMAND_TOPIC_PATTERN}]",
-            COMMANDS_REASON,
-        )
+        grant_command_publish(self, role)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
             )
         )
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", f"{XRAY_REASON} {COMMANDS_REASON}")
         return role
 
     def _build_chalice(

@@ -10,28 +10,40 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef, TopicRule
+from hemera.services.exports import EXPORT_SCHEDULES_ENV_VAR, encode_schedules
 from hemera.services.rate_limits import RATE_LIMITS_ENV_VAR, encode_limits, limits_of_tenants
+from hemera.services.vee import VEE_SETTINGS_ENV_VAR, encode_vee_settings, vee_settings_of_tenants
 from hemera.tenants import TenantDefinition
+from hemera_infra.alarms import Alarms
 from hemera_infra.analytics import Analytics
+from hemera_infra.billing import Billing
+from hemera_infra.command_sweeps import CommandSweeps
 from hemera_infra.constants import (
+    ALARMS_ID,
     ANALYTICS_ID,
+    BILLING_ID,
+    COMMAND_SWEEPS_ID,
     FUNCTIONS_DIR,
     FUNCTIONS_ID,
     INGEST_ID,
     LAYER_ID,
+    NOTIFICATIONS_ID,
     PORTAL_API_ID,
     PORTAL_USERS_ID,
     SCHEDULES_ID,
     STACK_DESCRIPTION,
     STORAGE_ID,
+    VEE_ID,
 )
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.ingest import Ingest
 from hemera_infra.layer import HemeraLayer
+from hemera_infra.notifications import Notifications
 from hemera_infra.portal_api import PortalApi
 from hemera_infra.portal_users import PortalUsers
 from hemera_infra.schedules import Schedules
 from hemera_infra.storage import Storage
+from hemera_infra.vee import Vee
 
 
 class HemeraStack(Stack):
@@ -59,7 +71,13 @@ class HemeraStack(Stack):
             self, INGEST_ID, storage=self.storage, functions=self.functions, rules=topic_rules
         )
         self.analytics = Analytics(self, ANALYTICS_ID, storage=self.storage, functions=self.functions)
+        self.notifications = Notifications(
+            self, NOTIFICATIONS_ID, storage=self.storage, functions=self.functions
+        )
         self.schedules = Schedules(self, SCHEDULES_ID, functions=self.functions, schedules=schedules)
+        self.command_sweeps = CommandSweeps(
+            self, COMMAND_SWEEPS_ID, storage=self.storage, functions=self.functions
+        )
         self.portal_users = PortalUsers(self, PORTAL_USERS_ID)
         self.portal_api = PortalApi(
             self,
@@ -72,7 +90,30 @@ class HemeraStack(Stack):
                 **self.portal_users.environment,
                 # Each tenant's API allowance, from its tenant file (platform default otherwise).
                 RATE_LIMITS_ENV_VAR: encode_limits(limits_of_tenants(tenants)),
+                # Operators' edits run VEE in the API: the tenants' VEE settings, as the VEE function's.
+                VEE_SETTINGS_ENV_VAR: encode_vee_settings(vee_settings_of_tenants(tenants)),
             },
+        )
+        self.vee = Vee(
+            self,
+            VEE_ID,
+            storage=self.storage,
+            functions=self.functions,
+            environment={VEE_SETTINGS_ENV_VAR: encode_vee_settings(vee_settings_of_tenants(tenants))},
+            portal_role=self.portal_api.role,
+        )
+        # Billing exports: the tenants' export schedules, restatements, the portal's export routes.
+        self.billing = Billing(
+            self,
+            BILLING_ID,
+            storage=self.storage,
+            functions=self.functions,
+            environment={EXPORT_SCHEDULES_ENV_VAR: encode_schedules(tenants)},
+            portal_role=self.portal_api.role,
+        )
+        # Alarm rules and lifecycle (its function; the portal acknowledges alarms).
+        self.alarms = Alarms(
+            self, ALARMS_ID, storage=self.storage, functions=self.functions, portal_role=self.portal_api.role
         )
         self._build_outputs()
 

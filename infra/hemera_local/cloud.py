@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,9 +28,10 @@ from hemera.definitions import PORTAL_API_DIR, QUEUE_CONSUMERS, SCHEDULES, TOPIC
 from hemera.domain.tenancy import thing_name
 from hemera.observability import logger as function_logger
 from hemera.services.access import issue_api_key
-from hemera.services.onboarding import register_tenant
+from hemera.services.exports import EXPORT_SCHEDULES_ENV_VAR, encode_schedules
+from hemera.services.onboarding import onboard_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
-from hemera.wiring import ingest_ports, portal_ports
+from hemera.wiring import alarm_ports, ingest_ports, portal_ports
 from hemera_local.bridge import LambdaContext, RulesBridge, cold_start, load_handler
 from hemera_local.broker import (
     BRIDGE_IDENTITY,
@@ -44,7 +46,7 @@ from hemera_local.identity import UserPoolIds, add_user, ensure_user_pool
 from hemera_local.moto_server import ProcessMotoServer, ThreadMotoServer
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
-from hemera_local.scheduler import LocalScheduler
+from hemera_local.scheduler import LocalScheduler, scheduled_event
 from hemera_local.usage import UsageCounter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -165,6 +167,8 @@ class LocalCloud:
         )
         # The in-process handlers read their settings from the environment, as in Lambda.
         os.environ.update({**self.settings.environ(), **_LOCAL_ENV})
+        # The tenants' export schedules, as `cdk synth` writes them into the billing function.
+        os.environ[EXPORT_SCHEDULES_ENV_VAR] = encode_schedules(tenants)
         cold_start()
         if cfg.function_log:
             self._route_function_output(cfg.function_log)
@@ -246,7 +250,7 @@ class LocalCloud:
     def apply_tenant(self, tenant: TenantDefinition) -> None:
         """Register a tenant's meters, give each RTU a certificate and let the broker know it."""
         assert self.settings and self._broker
-        register_tenant(ingest_ports(self.settings).registry, tenant)
+        onboard_tenant(ingest_ports(self.settings).registry, alarm_ports(self.settings).settings, tenant)
         for rtu in tenant.rtus:
             self.pki.client(thing_name(tenant.id, rtu.id))
         self.tenants[tenant.id] = tenant
@@ -366,8 +370,15 @@ class LocalCloud:
         self._open_files.append(stream)
         sys.stdout = stream
 
-    def _invoke_schedule(self, schedule: ScheduleDef, event: dict[str, Any]) -> None:
-        load_handler(schedule.function)(event, LambdaContext(schedule.function.name))
+    def _invoke_schedule(self, schedule: ScheduleDef, event: dict[str, Any]) -> Any:
+        return load_handler(schedule.function)(event, LambdaContext(schedule.function.name))
+
+    def run_schedule(self, name: str, **payload: Any) -> Any:
+        """Fire one schedule now, as the scheduler would (demos and tests that cannot wait for
+        its period), with `payload` added to its own (e.g. a job's `as_of`); returns what its
+        function returned."""
+        (schedule,) = (s for s in SCHEDULES if s.name == name)
+        return self._invoke_schedule(schedule, {**scheduled_event(schedule, datetime.now(UTC)), **payload})
 
     def _write_state(self) -> None:
         assert self.target and self.target.endpoint_url

@@ -24,10 +24,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hemera.definitions import EXPORTS_DUE_SCHEDULE
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
+from hemera.services.access import Caller
+from hemera.services.exports import list_exports
 from hemera.tenants import TenantDefinition
-from hemera.wiring import portal_ports
+from hemera.wiring import export_ports, portal_ports
 from hemera_local.agents import modbus_meter_entries, write_agent_config
 from hemera_local.broker import free_port, wait_for_port
 from hemera_local.cloud import LocalCloud, LocalCloudConfig
@@ -223,6 +226,54 @@ class Demo:
                     f"{name} exited with {child.returncode}; see {self.config.state_dir}/logs/{name}.log"
                 )
 
+    # --- billing exports ---------------------------------------------------------------------------
+    def run_due_exports(self) -> dict[str, Any]:
+        """Fire the hourly "exports due" job now, as the scheduler does (at the demo's speed it
+        already fires every few seconds): the daily schedules export the demo day, the monthly
+        ones last month. Idempotent: exports already written are only reported."""
+        result: dict[str, Any] = self.cloud.run_schedule(EXPORTS_DUE_SCHEDULE.name)
+        return result
+
+    def wait_for_exported_day(self, timeout_s: float = 120.0) -> bool:
+        """Block until each tenant's export of the demo day holds data (bounded): the scheduler
+        may have exported the day before VEE finished it, and the restatements that follow
+        arrive through the billing queue's batching window. False if the time ran out."""
+        assert self.cloud.settings
+        ports = export_ports(self.cloud.settings)
+        wanted = [
+            (TenantContext(t.definition.id), f"{t.day:%Y%m%d}-{s.id}")
+            for t in self.tenants.values()
+            for s in t.definition.exports
+            if s.period == "previous_day"
+        ]
+        deadline = time.monotonic() + timeout_s
+        with self.console.status("billing exports of the demo day (VEE, then restatements)…"):
+            while True:
+                exports = [ports.index.get(ctx, export_id) for ctx, export_id in wanted]
+                if all(e is not None and sum(f.rows for f in e.latest.files) > 0 for e in exports):
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                self._check_children()
+                time.sleep(1)
+
+    def exports_of(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's exports as `GET /v1/exports` lists them (latest version of each)."""
+        assert self.cloud.settings
+        page = list_exports(export_ports(self.cloud.settings), Caller(TenantContext(tenant_id)), None, 50)
+        return [
+            {
+                "id": e.id,
+                "period": f"{e.period_start.isoformat()}..{e.period_end.isoformat()}",
+                "schedule": e.schedule_id,
+                "version": e.latest.version,
+                "reason": e.latest.reason,
+                "files": [f.name for f in e.latest.files],
+                "rows": sum(f.rows for f in e.latest.files),
+            }
+            for e in page.items
+        ]
+
     # --- report ----------------------------------------------------------------------------------
     def document(self) -> dict[str, Any]:
         totals = self.day_totals()
@@ -264,6 +315,8 @@ class Demo:
                     for u in demo.logins
                 ],
                 "curl_other_tenant_404": self.curl(other.api_key, first_meter, demo.day),
+                "exports": self.exports_of(demo.definition.id),
+                "curl_exports": f"curl -s -H 'x-api-key: {demo.api_key}' '{self.cloud.api_url}/v1/exports'",
             }
         return document
 
@@ -274,6 +327,8 @@ class Demo:
         )
 
     def report(self) -> Path:
+        self.run_due_exports()
+        self.wait_for_exported_day()
         document = self.document()
         path = self.config.state_dir / "demo.json"
         path.write_text(json.dumps(document, indent=2))
@@ -308,6 +363,16 @@ class Demo:
             soft_wrap=True,
             highlight=False,
         )
+        for tenant_id, entry in document["tenants"].items():
+            self.console.print(f"[bold]{tenant_id}[/] billing exports (scheduled; GET /v1/exports):")
+            for export in entry["exports"]:
+                self.console.print(
+                    f"  {export['id']} {export['period']} v{export['version']} ({export['reason']}): "
+                    f"{', '.join(export['files'])} — {export['rows']} rows",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+            self.console.print(entry["curl_exports"], soft_wrap=True, highlight=False)
         first = next(iter(document["tenants"].values()))
         self.console.print("Another tenant's key gets 404 for the same meter:")
         self.console.print(first["curl_other_tenant_404"], soft_wrap=True, highlight=False)

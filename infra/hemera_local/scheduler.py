@@ -1,8 +1,15 @@
 """The local scheduler: fires the schedules of `hemera.definitions.SCHEDULES` (EventBridge rules
-in AWS) at their rate, divided by the clock speed, with EventBridge's scheduled-event shape."""
+in AWS) at their rate, divided by the clock speed, with the event EventBridge gives the target.
+
+The CDK app gives each schedule's target the schedule's payload as its input (`RuleTargetInput`),
+and EventBridge then hands the function that payload instead of the scheduled event; a schedule
+without a payload delivers the scheduled event itself. The local scheduler does the same, so a
+handler sees one shape in both clouds. A job that raises is logged and the others go on firing.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -12,10 +19,16 @@ from typing import Any
 
 from hemera.definitions import ScheduleDef
 
+log = logging.getLogger(__name__)
+
 Invoke = Callable[[ScheduleDef, dict[str, Any]], None]
 
 
 def scheduled_event(schedule: ScheduleDef, when: datetime, region: str = "us-east-1") -> dict[str, Any]:
+    """What the schedule's function receives: its payload when it has one (the rule target's
+    input), else EventBridge's scheduled event."""
+    if schedule.payload:
+        return dict(schedule.payload)
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -45,6 +58,7 @@ class LocalScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fired: dict[str, int] = {s.name: 0 for s in schedules}
+        self.failed: dict[str, int] = {s.name: 0 for s in schedules}
 
     def period_s(self, schedule: ScheduleDef) -> float:
         return schedule.rate_minutes * 60 / self._speed
@@ -57,9 +71,13 @@ class LocalScheduler:
             due = self._next.setdefault(schedule.name, now + self.period_s(schedule))
             if now >= due:
                 self._next[schedule.name] = due + self.period_s(schedule)
-                self._invoke(schedule, scheduled_event(schedule, datetime.now(UTC)))
                 self.fired[schedule.name] += 1
                 fired.append(schedule.name)
+                try:
+                    self._invoke(schedule, scheduled_event(schedule, datetime.now(UTC)))
+                except Exception:  # one failing job must not stop the clock of the others
+                    log.exception("schedule %s failed", schedule.name)
+                    self.failed[schedule.name] += 1
         return fired
 
     def start(self) -> None:

@@ -85,8 +85,9 @@ def apply(
     """Make the platform match a tenant file (idempotent: a second run changes nothing).
 
     Registry items, IoT thing group, a thing + certificate per RTU, the tenant's IoT policy, an API
-    key when the tenant has none (printed once), the SNS notification topic and, with --local, the
-    broker's ACL."""
+    key when the tenant has none (printed once), the SNS notification topic, the notification
+    channels, a webhook signing secret when the tenant has webhooks (printed once) and, with
+    --local, the broker's ACL."""
     try:
         tenant = load_tenant_file(file)
     except InvalidTenantFile as error:
@@ -101,6 +102,11 @@ def apply(
         console.print("broker ACL reloaded")
     if report.api_key:
         console.print(f"{tenant.id} API key (shown once, only its hash is stored): {report.api_key}")
+    if report.webhook_secret:
+        console.print(
+            f"{tenant.id} webhook signing secret (shown once; give it to the webhook receivers, "
+            f"see README: Notifications): {report.webhook_secret}"
+        )
     if not use_local:
         console.print(f"device private keys: {operations.tenant_credentials(tenant.id)} (never uploaded)")
 

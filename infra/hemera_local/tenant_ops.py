@@ -4,13 +4,15 @@
 everything in place and changes nothing. It writes the registry items (through
 `hemera.services.onboarding.register_tenant`), the IoT registry entries (a thing group per tenant,
 a thing per RTU with `tenant`/`device` attributes, one certificate per thing, the tenant's IoT
-policy from `hemera.domain.policies`), an API key when the tenant has none, and the tenant's SNS
-notification topic with the file's channels subscribed. S3 needs nothing: a tenant's prefixes
-exist as soon as an object is written under them.
+policy from `hemera.domain.policies`), an API key when the tenant has none, the tenant's SNS
+notification topic with the file's e-mail channels subscribed, the delivery channels the notify
+function fans out to (topic + webhooks) and, for a tenant with webhooks, its signing secret in
+Secrets Manager (shown once). S3 needs nothing: a tenant's prefixes exist as soon as an object is
+written under them.
 
 `offboard` writes every item, object and IoT entry of the tenant to a local tar.gz archive with a
-manifest (counts and SHA-256 of every member), checks the archive, then deletes all of it and
-lists what remains. Every listing is bounded by the tenant's delimited prefix (`T#<t>#`,
+manifest (counts and SHA-256 of every member), checks the archive, then deletes all of it (the
+webhook signing secret too, without recovery window) and lists what remains. Every listing is bounded by the tenant's delimited prefix (`T#<t>#`,
 `tenants/<t>/`), so `acme` never reaches `acme-corp`.
 """
 
@@ -29,8 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from hemera import aws
+from hemera.adapters.notifications_dynamodb import DynamoChannelDirectory, notification_models
+from hemera.adapters.notifications_secrets import SecretsManagerSigningSecrets
 from hemera.config import RuntimeSettings
 from hemera.definitions import CURATED_INTERVALS
+from hemera.domain.notifications import (
+    ChannelKind,
+    delivery_channels,
+    tenant_topic_name,
+    webhook_secret_name,
+)
 from hemera.domain.policies import (
     DEVICE_ID_ATTRIBUTE,
     DEVICE_TENANT_ATTRIBUTE,
@@ -48,9 +58,10 @@ from hemera.domain.tenancy import (
     validate_id,
 )
 from hemera.services.access import issue_api_key
-from hemera.services.onboarding import register_tenant
+from hemera.services.notifications import configure_channels
+from hemera.services.onboarding import onboard_tenant
 from hemera.tenants import TenantDefinition
-from hemera.wiring import ingest_ports, portal_ports
+from hemera.wiring import alarm_ports, ingest_ports, portal_ports
 from hemera_local.pki import LocalPki
 
 CREATED, UPDATED, UNCHANGED, DELETED = "created", "updated", "unchanged", "deleted"
@@ -61,7 +72,8 @@ def thing_group_name(tenant_id: str) -> str:
 
 
 def notification_topic_name(tenant_id: str) -> str:
-    return f"hemera-tenant-{validate_id(tenant_id, 'tenant')}-notifications"
+    # One convention, in the domain: the deliver function publishes to the same name.
+    return tenant_topic_name(tenant_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,8 @@ class ApplyReport:
     changes: list[Change] = field(default_factory=list)
     # Shown once: only its hash is stored.
     api_key: str | None = None
+    # Shown once: the webhook signing secret, kept in Secrets Manager (tenants with webhooks).
+    webhook_secret: str | None = None
 
     def add(self, kind: str, name: str, action: str) -> None:
         self.changes.append(Change(kind, name, action))
@@ -98,6 +112,7 @@ class Remaining:
     policies: int
     thing_groups: int
     topics: int
+    secrets: int = 0
 
     @property
     def total(self) -> int:
@@ -111,6 +126,7 @@ class Remaining:
                 self.policies,
                 self.thing_groups,
                 self.topics,
+                self.secrets,
             )
         )
 
@@ -154,9 +170,17 @@ class TenantOperations:
         self._sns = aws.client(settings.aws, "sns")
         self._ddb = aws.client(settings.aws, "dynamodb")
         self._s3 = aws.client(settings.aws, "s3")
+        self._secrets = SecretsManagerSigningSecrets(aws.client(settings.aws, "secretsmanager"), cache_s=0)
+        self._channels = DynamoChannelDirectory(
+            notification_models(
+                settings.readings_table, settings.aws, aws.endpoint_url(settings.aws, "dynamodb")
+            )
+        )
 
     # --- apply ---------------------------------------------------------------------------------
     def apply(self, tenant: TenantDefinition) -> ApplyReport:
+        # A webhook that is not https fails the apply before anything is changed.
+        delivery_channels(tenant.id, [(c.kind, c.target) for c in tenant.notifications])
         report = ApplyReport(tenant.id)
         self._apply_registry(tenant, report)
         self._apply_policy(tenant.id, report)
@@ -186,7 +210,7 @@ class TenantOperations:
 
     def _apply_registry(self, tenant: TenantDefinition, report: ApplyReport) -> None:
         before = self._registry_snapshot(tenant)
-        register_tenant(ingest_ports(self.settings).registry, tenant)
+        onboard_tenant(ingest_ports(self.settings).registry, alarm_ports(self.settings).settings, tenant)
         after = self._registry_snapshot(tenant)
         action = UNCHANGED if before == after else CREATED if not before else UPDATED
         report.add("registry", f"tenant and {len(tenant.meters)} meters", action)
@@ -315,15 +339,35 @@ class TenantOperations:
             report.add("sns topic", name, CREATED)
         else:
             report.add("sns topic", name, UNCHANGED)
-        subscribed = {
-            (s["Protocol"], s["Endpoint"])
-            for s in self._sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
-        }
+        subscriptions = self._sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+        subscribed = {(s["Protocol"], s["Endpoint"]) for s in subscriptions}
+        # Webhooks are no SNS subscriptions: the deliver function POSTs them, signed (HMAC) and
+        # retried per tenant; an http(s) subscription left from before would deliver unsigned.
+        for subscription in subscriptions:
+            if subscription["Protocol"] in ("http", "https") and subscription["SubscriptionArn"].startswith(
+                "arn:"
+            ):
+                self._sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+                report.add("subscription", f"{subscription['Protocol']}:{subscription['Endpoint']}", DELETED)
         for channel in tenant.notifications:
-            protocol = "email" if channel.kind == "email" else channel.target.split(":", 1)[0]
-            if (protocol, channel.target) not in subscribed:
-                self._sns.subscribe(TopicArn=arn, Protocol=protocol, Endpoint=channel.target)
-                report.add("subscription", f"{protocol}:{channel.target}", CREATED)
+            if channel.kind == "email" and ("email", channel.target) not in subscribed:
+                self._sns.subscribe(TopicArn=arn, Protocol="email", Endpoint=channel.target)
+                report.add("subscription", f"email:{channel.target}", CREATED)
+        self._apply_delivery_channels(tenant, report)
+
+    def _apply_delivery_channels(self, tenant: TenantDefinition, report: ApplyReport) -> None:
+        """What the notify function fans out to (the topic and each webhook), and the tenant's
+        webhook signing secret when it has a webhook."""
+        before = self._channels.channels(TenantContext(tenant.id))
+        changed, channels = configure_channels(
+            self._channels, tenant.id, [(c.kind, c.target) for c in tenant.notifications]
+        )
+        action = UNCHANGED if not changed else CREATED if before is None else UPDATED
+        report.add("notification channels", f"{len(channels)} channels", action)
+        if any(c.kind is ChannelKind.WEBHOOK for c in channels):
+            report.webhook_secret = self._secrets.create(TenantContext(tenant.id))
+            name = webhook_secret_name(tenant.id)
+            report.add("webhook secret", name, UNCHANGED if report.webhook_secret is None else CREATED)
 
     # --- offboard ------------------------------------------------------------------------------
     def _buckets(self) -> tuple[str, ...]:
@@ -380,6 +424,7 @@ class TenantOperations:
             policies=policies,
             thing_groups=groups,
             topics=0 if self._topic_arn(tenant_id) is None else 1,
+            secrets=int(self._secrets.exists(TenantContext(tenant_id))),
         )
 
     def _exists(self, describe: Callable[[], Any]) -> int:
@@ -407,6 +452,7 @@ class TenantOperations:
         self._delete_objects(objects)
         if (arn := self._topic_arn(ctx.tenant_id)) is not None:
             self._sns.delete_topic(TopicArn=arn)
+        self._secrets.delete(ctx)
         shutil.rmtree(self.tenant_credentials(ctx.tenant_id), ignore_errors=True)
         return OffboardReport(ctx.tenant_id, archive, manifest, self.remaining(ctx.tenant_id))
 

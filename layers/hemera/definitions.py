@@ -354,44 +354,209 @@ CURATED_INTERVALS = CuratedDatasetDef(
 )
 
 # --- VEE (validation, estimation, editing) ------------------------------------------------------
-VEE_QUEUES: tuple[QueueDef, ...] = ()
-VEE_FUNCTIONS: tuple[FunctionDef, ...] = ()
-VEE_CONSUMERS: tuple[QueueConsumer, ...] = ()
-VEE_EVENT_RULES: tuple[EventRuleDef, ...] = ()
-VEE_SCHEDULES: tuple[ScheduleDef, ...] = ()
+# Changed meter-days (MeterDaysChanged) → the local days they overlap are validated/estimated.
+# A batch of 10 events is up to 2,000 UTC days; the function has 10 minutes (the nightly sweep
+# shares it), and SQS visibility is six times that plus the window, as Lambda asks.
+VEE_QUEUE = QueueDef(
+    construct_id="Vee",
+    env_var="HEMERA_VEE_QUEUE_URL",
+    local_name="hemera-vee",
+    dlq_local_name="hemera-vee-dlq",
+    visibility_timeout_s=6 * 600 + 5,
+    batch_size=10,
+    batch_window_s=5,
+)
+VEE_FUNCTION = FunctionDef(
+    name="vee", code_dir="vee", handler="handler.lambda_handler", memory_mb=1024, timeout_s=600
+)
+VEE_CONSUMER = QueueConsumer(VEE_QUEUE, VEE_FUNCTION, max_concurrency=5)
+VEE_RULE = EventRuleDef(
+    name="hemera_vee_changed_days",
+    source=EVENT_BUS.source,
+    detail_type=SERIES_CHANGED,
+    queue=VEE_QUEUE,
+)
+# Nightly: yesterday's local day of every meter is validated again (estimates for meters that
+# sent nothing), bounded per run (`hemera.services.vee.SWEEP_MAX_DAYS`).
+VEE_SWEEP_SCHEDULE = ScheduleDef(
+    name="hemera_vee_sweep", rate_minutes=1440, function=VEE_FUNCTION, payload={"job": "vee_sweep"}
+)
+VEE_QUEUES: tuple[QueueDef, ...] = (VEE_QUEUE,)
+VEE_FUNCTIONS: tuple[FunctionDef, ...] = (VEE_FUNCTION,)
+VEE_CONSUMERS: tuple[QueueConsumer, ...] = (VEE_CONSUMER,)
+VEE_EVENT_RULES: tuple[EventRuleDef, ...] = (VEE_RULE,)
+VEE_SCHEDULES: tuple[ScheduleDef, ...] = (VEE_SWEEP_SCHEDULE,)
 
 # --- meter events and outages ------------------------------------------------------------------
 EVENTS_QUEUES: tuple[QueueDef, ...] = ()
 EVENTS_FUNCTIONS: tuple[FunctionDef, ...] = ()
 EVENTS_CONSUMERS: tuple[QueueConsumer, ...] = ()
-EVENTS_TOPIC_RULES: tuple[TopicRule, ...] = ()
+# The RTUs' own events (`hemera.rtu-event/1`: buffer overflow, meter read failures, low signal,
+# high temperature) join the telemetry queue and translate: they are few and small, translate
+# already stores device events per tenant and batch (one PutEvents, one activity write per RTU)
+# and holds the grants, so a second queue and function would add cost and a deployment for no
+# isolation gained. Translate tells them apart by topic.
+RTU_EVENTS_RULE = TopicRule(
+    name="hemera_rtu_events",
+    topic_filter="hemera/+/+/up/events",
+    queue=TELEMETRY_QUEUE,
+    function=TRANSLATE_FUNCTION,
+)
+EVENTS_TOPIC_RULES: tuple[TopicRule, ...] = (RTU_EVENTS_RULE,)
 EVENTS_EVENT_RULES: tuple[EventRuleDef, ...] = ()
 EVENTS_SCHEDULES: tuple[ScheduleDef, ...] = ()
 
 # --- alarms ------------------------------------------------------------------------------------
-ALARM_QUEUES: tuple[QueueDef, ...] = ()
-ALARM_FUNCTIONS: tuple[FunctionDef, ...] = ()
-ALARM_CONSUMERS: tuple[QueueConsumer, ...] = ()
+# Everything the alarm rules evaluate, as platform events: device events, changed interval days
+# (power factor, demand), final days (repeated VEE failures) and exhausted re-reads. Evaluation
+# is light (a few reads per meter-day): batches of ten, visibility six function timeouts.
+ALARM_QUEUE = QueueDef(
+    construct_id="Alarms",
+    env_var="HEMERA_ALARMS_QUEUE_URL",
+    local_name="hemera-alarms",
+    dlq_local_name="hemera-alarms-dlq",
+    visibility_timeout_s=6 * 60 + 1,
+    batch_size=10,
+    batch_window_s=1,
+)
+ALARMS_FUNCTION = FunctionDef(
+    name="alarms", code_dir="alarms", handler="handler.lambda_handler", memory_mb=512, timeout_s=60
+)
+ALARM_QUEUES: tuple[QueueDef, ...] = (ALARM_QUEUE,)
+ALARM_FUNCTIONS: tuple[FunctionDef, ...] = (ALARMS_FUNCTION,)
+# One batch at a time per queue poller pair: evaluations of one key rarely race, and when they
+# do the conditional write makes the loser apply its observation again.
+ALARM_CONSUMERS: tuple[QueueConsumer, ...] = (QueueConsumer(ALARM_QUEUE, ALARMS_FUNCTION),)
 ALARM_TOPIC_RULES: tuple[TopicRule, ...] = ()
-ALARM_EVENT_RULES: tuple[EventRuleDef, ...] = ()
-ALARM_SCHEDULES: tuple[ScheduleDef, ...] = ()
+ALARM_EVENT_RULES: tuple[EventRuleDef, ...] = (
+    EventRuleDef("hemera_alarms_meter_events", EVENTS_SOURCE, METER_EVENTS_RECORDED, ALARM_QUEUE),
+    EventRuleDef("hemera_alarms_changed_days", EVENT_BUS.source, SERIES_CHANGED, ALARM_QUEUE),
+    EventRuleDef("hemera_alarms_final_days", VEE_SOURCE, SERIES_VALIDATED, ALARM_QUEUE),
+    EventRuleDef("hemera_alarms_reads_exhausted", VEE_SOURCE, READS_EXHAUSTED, ALARM_QUEUE),
+)
+# The sweep: communication failure (silence), the instantaneous rules (voltage band, unbalance,
+# current without energy, energy without voltage) on the newest reading of each meter since the
+# previous sweep, and the closing of quiet one-shot alarms.
+ALARM_SWEEP_JOB = "alarm_sweep"
+ALARM_SWEEP = ScheduleDef(
+    name="hemera_alarm_sweep", rate_minutes=5, function=ALARMS_FUNCTION, payload={"job": ALARM_SWEEP_JOB}
+)
+ALARM_SCHEDULES: tuple[ScheduleDef, ...] = (ALARM_SWEEP,)
 
 # --- notifications (alarm transitions to each tenant's SNS topic and webhooks) -----------------
-NOTIFY_QUEUES: tuple[QueueDef, ...] = ()
-NOTIFY_FUNCTIONS: tuple[FunctionDef, ...] = ()
-NOTIFY_CONSUMERS: tuple[QueueConsumer, ...] = ()
-NOTIFY_EVENT_RULES: tuple[EventRuleDef, ...] = ()
+# AlarmChanged / ExportWritten events → notify (fan-out: one message per tenant channel) →
+# deliveries queue → deliver (one attempt per message; a failed one comes back with a delay).
+NOTIFY_EVENTS_QUEUE = QueueDef(
+    construct_id="NotifyEvents",
+    env_var="HEMERA_NOTIFY_EVENTS_QUEUE_URL",
+    local_name="hemera-notify-events",
+    dlq_local_name="hemera-notify-events-dlq",
+    visibility_timeout_s=6 * 30,
+    batch_size=10,
+    batch_window_s=1,
+)
+# Retries are new messages (DelaySeconds), not redeliveries: the redrive policy only catches
+# messages whose handling itself failed (storage, queue), three times.
+NOTIFY_DELIVERIES_QUEUE = QueueDef(
+    construct_id="NotifyDeliveries",
+    env_var="HEMERA_NOTIFY_DELIVERIES_QUEUE_URL",
+    local_name="hemera-notify-deliveries",
+    dlq_local_name="hemera-notify-deliveries-dlq",
+    visibility_timeout_s=6 * 30,
+    batch_size=10,
+    batch_window_s=1,
+)
+NOTIFY_FUNCTION = FunctionDef(
+    name="notify", code_dir="notify", handler="handler.lambda_handler", memory_mb=256, timeout_s=30
+)
+# The attempts of a batch run in parallel, each bounded by the webhook timeout (5 s).
+DELIVER_FUNCTION = FunctionDef(
+    name="deliver", code_dir="deliver", handler="handler.lambda_handler", memory_mb=256, timeout_s=30
+)
+NOTIFY_ALARM_RULE = EventRuleDef(
+    name="hemera_notify_alarm_changed",
+    source=ALARMS_SOURCE,
+    detail_type=ALARM_CHANGED,
+    queue=NOTIFY_EVENTS_QUEUE,
+)
+NOTIFY_EXPORT_RULE = EventRuleDef(
+    name="hemera_notify_export_written",
+    source=BILLING_SOURCE,
+    detail_type=EXPORT_WRITTEN,
+    queue=NOTIFY_EVENTS_QUEUE,
+)
+NOTIFY_QUEUES: tuple[QueueDef, ...] = (NOTIFY_EVENTS_QUEUE, NOTIFY_DELIVERIES_QUEUE)
+NOTIFY_FUNCTIONS: tuple[FunctionDef, ...] = (NOTIFY_FUNCTION, DELIVER_FUNCTION)
+NOTIFY_CONSUMERS: tuple[QueueConsumer, ...] = (
+    QueueConsumer(NOTIFY_EVENTS_QUEUE, NOTIFY_FUNCTION),
+    # Many tenants' deliveries at once; each batch's attempts run in parallel too.
+    QueueConsumer(NOTIFY_DELIVERIES_QUEUE, DELIVER_FUNCTION, max_concurrency=10),
+)
+NOTIFY_EVENT_RULES: tuple[EventRuleDef, ...] = (NOTIFY_ALARM_RULE, NOTIFY_EXPORT_RULE)
 NOTIFY_SCHEDULES: tuple[ScheduleDef, ...] = ()
 
 # --- billing determinants and exports ----------------------------------------------------------
-BILLING_QUEUES: tuple[QueueDef, ...] = ()
-BILLING_FUNCTIONS: tuple[FunctionDef, ...] = ()
-BILLING_CONSUMERS: tuple[QueueConsumer, ...] = ()
-BILLING_EVENT_RULES: tuple[EventRuleDef, ...] = ()
-BILLING_SCHEDULES: tuple[ScheduleDef, ...] = ()
+# One function runs the billing exports: the hourly "exports due" job (every tenant's schedules;
+# idempotent, so the hour it runs in does not matter) and the restatements of exported periods
+# when VEE stores changed final days. Rendering a month of a tenant's meters wants time.
+BILLING_EXPORTS_FUNCTION = FunctionDef(
+    name="billing_exports",
+    code_dir="billing_exports",
+    handler="handler.lambda_handler",
+    memory_mb=1024,
+    timeout_s=300,
+)
+# FinalDaysChanged events for restatements. The window lets a batch gather the events of one VEE
+# run, so an exported period gets one new version for the batch, not one per changed day.
+# Visibility is six times the function timeout plus the window, as Lambda's SQS event source asks.
+EXPORT_RESTATEMENTS_QUEUE = QueueDef(
+    construct_id="ExportRestatements",
+    env_var="HEMERA_EXPORT_RESTATEMENTS_QUEUE_URL",
+    local_name="hemera-export-restatements",
+    dlq_local_name="hemera-export-restatements-dlq",
+    visibility_timeout_s=6 * 300 + 30,
+    batch_size=50,
+    batch_window_s=30,
+)
+EXPORT_RESTATEMENTS_RULE = EventRuleDef(
+    name="hemera_billing_final_days_changed",
+    source=VEE_SOURCE,
+    detail_type=SERIES_VALIDATED,
+    queue=EXPORT_RESTATEMENTS_QUEUE,
+)
+EXPORTS_DUE_JOB = "exports_due"
+EXPORTS_DUE_SCHEDULE = ScheduleDef(
+    "hemera_exports_due", rate_minutes=60, function=BILLING_EXPORTS_FUNCTION, payload={"job": EXPORTS_DUE_JOB}
+)
+BILLING_QUEUES: tuple[QueueDef, ...] = (EXPORT_RESTATEMENTS_QUEUE,)
+BILLING_FUNCTIONS: tuple[FunctionDef, ...] = (BILLING_EXPORTS_FUNCTION,)
+# Two batches at most (the mapping's minimum): two restatements of one export that race fail the
+# index's version check on one side, whose records SQS delivers again.
+BILLING_CONSUMERS: tuple[QueueConsumer, ...] = (
+    QueueConsumer(EXPORT_RESTATEMENTS_QUEUE, BILLING_EXPORTS_FUNCTION, max_concurrency=2),
+)
+BILLING_EVENT_RULES: tuple[EventRuleDef, ...] = (EXPORT_RESTATEMENTS_RULE,)
+BILLING_SCHEDULES: tuple[ScheduleDef, ...] = (EXPORTS_DUE_SCHEDULE,)
 
-# --- commands housekeeping -----------------------------------------------------------------------
-COMMAND_SCHEDULES: tuple[ScheduleDef, ...] = ()
+# --- commands housekeeping: automatic re-reads of missing data, expiry of unanswered commands -----
+COMMAND_SWEEPS_FUNCTION = FunctionDef(
+    name="command_sweeps", code_dir="command_sweeps", handler="handler.lambda_handler", timeout_s=300
+)
+REREADS_JOB = "rereads"
+EXPIRE_COMMANDS_JOB = "expire_commands"
+COMMAND_SCHEDULES: tuple[ScheduleDef, ...] = (
+    # Hourly: a gap is re-read within the hour it is found; `RereadPolicy` bounds each run.
+    ScheduleDef(
+        "hemera_rereads", rate_minutes=60, function=COMMAND_SWEEPS_FUNCTION, payload={"job": REREADS_JOB}
+    ),
+    # The ack deadline is an hour: a command is reported expired at most 15 minutes after it.
+    ScheduleDef(
+        "hemera_expire_commands",
+        rate_minutes=15,
+        function=COMMAND_SWEEPS_FUNCTION,
+        payload={"job": EXPIRE_COMMANDS_JOB},
+    ),
+)
 
 # --- everything, as the CDK app and the local cloud build it -------------------------------------
 QUEUES = (
@@ -413,6 +578,7 @@ FUNCTIONS = (
     *ALARM_FUNCTIONS,
     *NOTIFY_FUNCTIONS,
     *BILLING_FUNCTIONS,
+    COMMAND_SWEEPS_FUNCTION,
 )
 TOPIC_RULES = (TELEMETRY_RULE, COMMAND_ACK_RULE, *EVENTS_TOPIC_RULES, *ALARM_TOPIC_RULES)
 # Every queue that feeds a function, whoever fills the queue (a topic rule, an event rule).

@@ -6,6 +6,8 @@ with the file, the path inside it and the reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,8 +24,18 @@ from pydantic import (
     model_validator,
 )
 
+from hemera.domain.billing.tariff import (
+    ALL_POSTS,
+    OVERRUN_TOLERANCE,
+    PF_REFERENCE,
+    BillingRules,
+    MeterTariff,
+)
+from hemera.domain.billing.tou import FORA_PONTA, PONTA, PostWindow, TouCalendar
 from hemera.domain.errors import HemeraError
 from hemera.domain.tenancy import validate_id
+from hemera.domain.vee.catalog import DisableableRule, EstimatorName
+from hemera.domain.vee.config import VeeConfig
 
 Id = Annotated[str, AfterValidator(validate_id)]
 LoadClass = Literal["industry", "commerce", "office"]
@@ -82,46 +94,255 @@ class Customer(BaseModel):
     contact: Contact | None = None
 
 
+PostName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TouWindow(BaseModel):
+    """A daily window of local time belonging to a post (`peak 14:00 for 6 h on business days`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    post: PostName
+    start_hour: int = Field(ge=0, le=23)
+    hours: int = Field(ge=1, le=24)
+    business_days_only: bool = True
+
+
 class Tariff(BaseModel):
-    """A tariff a meter is billed under; its time-of-use posts come with the billing issue."""
+    """A tariff a meter is billed under: its time-of-use calendar, billing cycle and the rules of
+    its billing determinants (`hemera.domain.billing`; README "Billing determinants").
+
+    The defaults are the Brazilian Group A tariff of ANEEL REN 414/1000: ponta = `ponta_hours` (3)
+    consecutive hours from `ponta_start_hour` on business days (Monday-Friday except national
+    holidays of the tenant's country), fora ponta otherwise; fR 0.92; capacitive window of 6 h
+    from `capacitive_start` (inside 23:30-06:30); 15-minute demand; overrun past 5 %. A tariff
+    with other posts lists `windows` (they replace the ponta window) and names `default_post`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Id
     name: str = Field(min_length=1)
-    # Name of the time-of-use schedule (posts and hours) this tariff uses, once billing has them.
+    # A label of the time-of-use schedule (free text; the calendar below is what billing uses).
     tou_schedule: str | None = None
+    ponta_start_hour: int = Field(default=18, ge=0, le=23)
+    ponta_hours: int = Field(default=3, ge=1, le=24)
+    windows: tuple[TouWindow, ...] | None = None
+    default_post: PostName = FORA_PONTA
+    business_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    # National holidays of this country (default: the tenant's); `holidays: false` for none.
+    holidays: bool = True
+    holiday_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    holiday_subdivision: str | None = Field(default=None, min_length=1, max_length=10)
+    # Days the utility also treats as holidays (e.g. Carnival Tuesday, Corpus Christi).
+    extra_holidays: tuple[date, ...] = ()
+    # Day of the month the meter is read: the billing cycle `YYYY-MM` ends the day before it.
+    reading_day: int = Field(default=1, ge=1, le=28)
+    pf_reference: Decimal = Field(default=PF_REFERENCE, gt=0, le=1)
+    capacitive_start: time = time(0)
+    capacitive_hours: int = Field(default=6, ge=1, le=7)
+    demand_interval_minutes: Literal[5, 10, 15, 30, 60] = 15
+    overrun_tolerance: Decimal = Field(default=OVERRUN_TOLERANCE, ge=0, lt=1)
+    # True: a contracted and billed demand per post (azul); False: one for all posts (verde).
+    demand_per_post: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tariff:
+        # The domain's own checks (overlapping windows, capacitive window inside 23:30-06:30).
+        self.billing_calendar("UTC", "BR")
+        self.billing_rules()
+        return self
+
+    def billing_calendar(self, timezone: str, country: str) -> TouCalendar:
+        """The tariff's calendar in the tenant's time zone and country."""
+        if self.windows is None:
+            windows: tuple[PostWindow, ...] = (
+                PostWindow(PONTA, time(self.ponta_start_hour), self.ponta_hours),
+            )
+        else:
+            windows = tuple(
+                PostWindow(w.post, time(w.start_hour), w.hours, w.business_days_only) for w in self.windows
+            )
+        return TouCalendar(
+            timezone=timezone,
+            windows=windows,
+            default_post=self.default_post,
+            business_days=frozenset(_WEEKDAYS.index(d) for d in self.business_days),
+            holiday_country=(self.holiday_country or country) if self.holidays else None,
+            holiday_subdivision=self.holiday_subdivision,
+            extra_holidays=frozenset(self.extra_holidays),
+        )
+
+    def billing_rules(self) -> BillingRules:
+        return BillingRules(
+            pf_reference=self.pf_reference,
+            capacitive_start=self.capacitive_start,
+            capacitive_hours=self.capacitive_hours,
+            demand_interval_minutes=self.demand_interval_minutes,
+            overrun_tolerance=self.overrun_tolerance,
+            demand_per_post=self.demand_per_post,
+        )
+
+    def posts(self) -> tuple[str, ...]:
+        return self.billing_calendar("UTC", "BR").posts
+
+    def meter_tariff(
+        self,
+        timezone: str,
+        country: str,
+        contracted_kw: Decimal | None,
+        contracted_by_post_kw: Mapping[str, Decimal] | None = None,
+    ) -> MeterTariff:
+        """What billing keeps with a meter billed under this tariff: a per-post contract
+        (`contracted_by_post_kw`) wins over the meter's single `contracted_kw`."""
+        calendar = self.billing_calendar(timezone, country)
+        rules = self.billing_rules()
+        by_post = dict(contracted_by_post_kw or {})
+        if rules.demand_per_post:
+            contracted = {p: by_post.get(p, contracted_kw) for p in calendar.posts}
+        else:
+            contracted = {ALL_POSTS: by_post.get(ALL_POSTS, contracted_kw)}
+        return MeterTariff(
+            tariff_id=self.id,
+            name=self.name,
+            calendar=calendar,
+            rules=rules,
+            reading_day=self.reading_day,
+            contracted_demand_kw=tuple((p, kw) for p, kw in contracted.items() if kw is not None),
+        )
 
 
 class VeeOverrides(BaseModel):
-    """The tenant's changes to the platform's VEE defaults (typed now, applied by the VEE issue)."""
+    """The tenant's changes to the platform's VEE defaults (`hemera.domain.vee.VeeConfig`): each
+    field left out keeps the default; the README's VEE section lists what each one does."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    spike_factor: float | None = Field(default=None, gt=1)
+    spike_factor: Decimal | None = Field(default=None, gt=1)
+    spike_min_delta_kw: Decimal | None = Field(default=None, ge=0)
+    zero_run_intervals: int | None = Field(default=None, ge=1)
+    zero_register_tolerance: Decimal | None = Field(default=None, ge=0)
+    implausible_demand_multiple: Decimal | None = Field(default=None, gt=1)
+    implausible_demand_kw: Decimal | None = Field(default=None, gt=0)
+    clock_suspect_intervals: int | None = Field(default=None, ge=0)
+    register_sum_tolerance: Decimal | None = Field(default=None, ge=0)
+    register_sum_tolerance_ratio: Decimal | None = Field(default=None, ge=0, lt=1)
+    register_window_minutes: int | None = Field(default=None, ge=0, le=60)
+    usage_high_factor: Decimal | None = Field(default=None, gt=1)
+    usage_low_factor: Decimal | None = Field(default=None, ge=0, lt=1)
+    usage_history_days: int | None = Field(default=None, ge=1)
+    usage_min_history_days: int | None = Field(default=None, ge=1)
+    disabled_rules: tuple[DisableableRule, ...] | None = None
+    estimation_order: tuple[EstimatorName, ...] | None = None
+    linear_max_gap_minutes: int | None = Field(default=None, ge=0)
+    like_day_max_age_days: int | None = Field(default=None, ge=1)
+    average_like_day_count: int | None = Field(default=None, ge=1)
+    average_like_day_min: int | None = Field(default=None, ge=1)
+    average_like_day_window_days: int | None = Field(default=None, ge=1)
+    previous_year_window_days: int | None = Field(default=None, ge=0)
     max_estimated_gap_intervals: int | None = Field(default=None, ge=0)
-    estimation_methods: tuple[Literal["linear", "like_day", "profile"], ...] | None = None
+    scale_to_register: bool | None = None
+    outage_zero_fill: bool | None = None
+    decimals: int | None = Field(default=None, ge=0, le=6)
+
+    @model_validator(mode="after")
+    def _combines_with_the_defaults(self) -> VeeOverrides:
+        """The overrides must make a consistent configuration together with the defaults."""
+        try:
+            VeeConfig.for_tenant(self)
+        except ValidationError as exc:
+            reasons = (str(e.get("ctx", {}).get("error", e["msg"])) for e in exc.errors())
+            raise ValueError("; ".join(reasons)) from exc
+        return self
+
+
+def _alarm_type(name: str) -> str:
+    from hemera.domain.alarms.catalog import AlarmType
+
+    try:
+        return AlarmType(name).value
+    except ValueError as exc:
+        raise ValueError(
+            f"unknown alarm type {name!r} (one of {', '.join(t.value for t in AlarmType)})"
+        ) from exc
 
 
 class AlarmOverrides(BaseModel):
-    """The tenant's changes to the platform's alarm defaults (typed now, applied by the alarms issue)."""
+    """The tenant's changes to the platform's alarm defaults (`hemera.domain.alarms.thresholds`,
+    README `## Alarms`): any threshold left out keeps its default; `disabled` switches alarm
+    types off."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    demand_exceeded_margin: float | None = Field(default=None, ge=0, le=1)
-    power_factor_below: float | None = Field(default=None, gt=0, le=1)
-    disabled: tuple[str, ...] = ()
+    # PRODIST Módulo 8 adequate band (default 0.93-1.05 pu of the nominal voltage).
+    voltage_min_pu: float | None = Field(default=None, gt=0, lt=1)
+    voltage_max_pu: float | None = Field(default=None, gt=1, lt=2)
+    voltage_unbalance_max_pct: float | None = Field(default=None, gt=0, le=100)
+    # REN 1000/2021 reference power factor (default 0.92).
+    power_factor_min: float | None = Field(default=None, gt=0, le=1)
+    # Demand above contracted x (1 + tolerance) is an overrun (default 0.05).
+    demand_tolerance: float | None = Field(default=None, ge=0, le=1)
+    current_present_a: float | None = Field(default=None, gt=0)
+    no_energy_w: float | None = Field(default=None, ge=0)
+    zero_voltage_pu: float | None = Field(default=None, gt=0, lt=1)
+    # No data for this many hours is a communication failure (default 6).
+    silence_hours: float | None = Field(default=None, gt=0, le=24 * 31)
+    vee_failure_days: int | None = Field(default=None, ge=1, le=31)
+    vee_window_days: int | None = Field(default=None, ge=1, le=31)
+    quiet_close_hours: int | None = Field(default=None, ge=1, le=24 * 31)
+    consumption_drop: float | None = Field(default=None, gt=0, le=1)
+    disabled: tuple[Annotated[str, AfterValidator(_alarm_type)], ...] = ()
+
+    @model_validator(mode="after")
+    def _vee_window(self) -> AlarmOverrides:
+        days, window = self.vee_failure_days, self.vee_window_days
+        if days is not None and window is not None and days > window:
+            raise ValueError("vee_failure_days cannot exceed vee_window_days")
+        return self
+
+    def threshold_values(self) -> dict[str, float | int | None]:
+        """The thresholds the tenant set (None: the default applies), by threshold name."""
+        return self.model_dump(exclude={"disabled"})
+
+
+ExportFormatName = Literal["csv", "txt", "nem12", "green_button", "regulatory_xml"]
 
 
 class ExportSchedule(BaseModel):
-    """A billing export the tenant receives (placeholder until the billing issue runs it)."""
+    """A billing export the tenant receives on a schedule (`hemera.services.exports` runs it).
+
+    `period` is what one run covers, in the tenant's time zone: the previous calendar month
+    (run on `day_of_month`), the billing cycle that ends the day before `day_of_month` (it starts
+    on `day_of_month` of the month before), or the previous day (run every day). A run becomes
+    due at `at_hour` local time; the hourly "exports due" job runs it once (its manifest says
+    it is done). `meters`/`customers` narrow the export (empty: every meter of the tenant).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: Id
-    format: Literal["csv", "nem12", "green_button"]
+    # Short enough for the export id `<period start yyyymmdd>-<schedule id>` (63 characters).
+    id: Annotated[Id, Field(max_length=54)]
+    # One format (`format: nem12`) or several (`formats: [csv, regulatory_xml]`): one file each.
+    format: ExportFormatName | None = None
+    formats: tuple[ExportFormatName, ...] = ()
+    period: Literal["previous_month", "billing_cycle", "previous_day"] = "previous_month"
     # Day of the month the previous period is exported (1-28: exists in every month).
-    day_of_month: int = Field(ge=1, le=28)
+    day_of_month: int = Field(default=1, ge=1, le=28)
+    at_hour: int = Field(default=2, ge=0, le=23)
+    meters: tuple[Id, ...] = ()
+    customers: tuple[Id, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_way_of_naming_formats(self) -> ExportSchedule:
+        if (self.format is None) == (not self.formats):
+            raise ValueError("give either format or formats (a non-empty list)")
+        return self
+
+    @property
+    def all_formats(self) -> tuple[str, ...]:
+        return (self.format,) if self.format is not None else tuple(dict.fromkeys(self.formats))
 
 
 class NotificationChannel(BaseModel):
@@ -182,11 +403,30 @@ class MeterDef(BaseModel):
     vt_ratio: Ratio = Decimal(1)
     # The demand the customer contracted, kW (alarms and billing compare measured demand to it).
     contracted_demand_kw: Decimal | None = Field(default=None, gt=0)
+    # A contract that differs per post of the meter's tariff (azul: ponta and fora ponta), kW;
+    # posts left out keep `contracted_demand_kw`.
+    contracted_demand_by_post_kw: dict[PostName, Annotated[Decimal, Field(gt=0)]] | None = None
     tariff: Id | None = None
 
     @property
     def multiplier(self) -> Decimal:
         return self.ct_ratio * self.vt_ratio
+
+
+def _contract_problems(index: int, meter: MeterDef, tariffs: tuple[Tariff, ...]) -> list[str]:
+    """A per-post contract names posts of the meter's tariff (`all` for a single-demand one)."""
+    if not meter.contracted_demand_by_post_kw:
+        return []
+    where = f"meters[{index}].contracted_demand_by_post_kw"
+    tariff = next((t for t in tariffs if t.id == meter.tariff), None)
+    if tariff is None:
+        return [f"{where}: needs the meter's tariff"]
+    posts = tariff.posts() if tariff.demand_per_post else (ALL_POSTS,)
+    return [
+        f"{where}: {p} is not a demand post of tariff {tariff.id}"
+        for p in meter.contracted_demand_by_post_kw
+        if p not in posts
+    ]
 
 
 class TenantDefinition(BaseModel):
@@ -234,6 +474,17 @@ class TenantDefinition(BaseModel):
                 problems.append(f"meters[{index}].rtu: unknown rtu {meter.rtu}")
             if meter.tariff is not None and meter.tariff not in tariffs:
                 problems.append(f"meters[{index}].tariff: unknown tariff {meter.tariff}")
+            problems += _contract_problems(index, meter, self.tariffs)
+        meter_ids = {m.id for m in self.meters}
+        for index, export in enumerate(self.exports):
+            problems += [
+                f"exports[{index}].meters: unknown meter {m}" for m in export.meters if m not in meter_ids
+            ]
+            problems += [
+                f"exports[{index}].customers: unknown customer {c}"
+                for c in export.customers
+                if c not in customers
+            ]
         if problems:
             raise ValueError("; ".join(problems))
         return self

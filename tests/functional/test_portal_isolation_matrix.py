@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
 import pytest
@@ -28,6 +28,10 @@ BASE = "http://127.0.0.1:8000"
 OWNER, OTHER_TENANT = "coastal-power", "sul-energia"
 # Objects of the owner tenant, all of one customer, by the parameter name that addresses them.
 TARGETS = {"meter_id": "cp-m-2001", "customer_id": "harbour-offices", "command_id": "c019ab3c4d5e6-1a2b3c4d"}
+# A billing export of the owner (seeded by `callers`, as the hourly job would write it).
+TARGETS["export_id"] = "20261001-monthly-nem12"
+# An alarm of the owner's meter (seeded by `callers`, as the alarms function would store it).
+TARGETS["alarm_id"] = "al-20261122t000000-0123456789ab"
 # What the owner's other customers and the other tenant own: never in a foreign caller's answer.
 OWNER_OTHER_CUSTOMER = "bayside-cold-store"
 
@@ -92,6 +96,30 @@ def callers(moto_cloud, user_pool, portal, monkeypatch):
         "user:otto.operator", "operator", datetime(2026, 11, 22, tzinfo=UTC),
     )  # fmt: skip
     command_ports(moto_cloud).commands.create(TenantContext(OWNER), own_command)
+    # An export of the owner's, so GET /v1/exports/{export_id} has an object to refuse.
+    from hemera.services.exports import create_export
+    from hemera.wiring import export_ports
+
+    exports = export_ports(moto_cloud)
+    create_export(
+        exports, TenantContext(OWNER), TARGETS["export_id"], ("nem12",),
+        [portal_ports(moto_cloud).registry.get_meter(TenantContext(OWNER), TARGETS["meter_id"])],
+        date(2026, 10, 1), date(2026, 10, 31), "monthly-nem12", "schedule:monthly-nem12", "scheduled",
+        datetime(2026, 11, 1, tzinfo=UTC),
+    )  # fmt: skip
+    # An open alarm of the owner's meter, so the alarm routes have an object to refuse.
+    from dataclasses import replace
+
+    from hemera.domain.alarms import AlarmKey, AlarmType, Observation, apply_observation
+    from hemera.domain.meter_events import Subject
+    from hemera.wiring import alarm_ports
+
+    key = AlarmKey(Subject.METER, TARGETS["meter_id"], AlarmType.COVER_OPEN)
+    raised = apply_observation(OWNER, None, Observation(key, datetime(2026, 11, 22, tzinfo=UTC), True)).alarm
+    assert raised is not None
+    alarm_ports(moto_cloud).alarms.save(
+        TenantContext(OWNER), replace(raised, alarm_id=TARGETS["alarm_id"]), 0
+    )
     revoked = issue_api_key(keys, OWNER, "revoked")
     revoke_api_key(keys, revoked)
     owner = issue_api_key(keys, OWNER, "owner")
@@ -174,8 +202,10 @@ def test_no_route_serves_anything_out_of_the_callers_reach(callers, path, method
         if addresses_an_object:
             assert response.status_code == 404, (who, url, response.body)
             assert response.headers["Content-Type"] == "application/problem+json"
-        else:  # a listing answers, with nothing of the owner's customer in it
-            assert response.status_code == 200, (who, url, response.body)
+        else:  # a listing answers, with nothing of the owner's customer in it; a create on a
+            # collection (POST /v1/exports) acts in the caller's own tenant or is refused
+            allowed = {200} if method == "GET" else {success_status(operation), 403}
+            assert response.status_code in allowed, (who, url, response.body)
             text = response.body.decode()
             leaked = [v for v in TARGETS.values() if f'"{v}"' in text]
             assert leaked == [], (who, url, leaked)

@@ -260,7 +260,14 @@ def test_the_load_profile_as_csv_carries_the_provenance(api, how, headers, query
             "status": "estimated",
             "quality": "E",
             "meter_flags": "0",
-            "raw_value": "2500",
+            # No final (VEE'd) day yet: what the meter reported, in kWh, and no VEE columns.
+            "raw_value": "2.5",
+            "method_flag": "",
+            "reason_code": "",
+            "espi_quality": "14",
+            "rule_id": "",
+            "rule_version": "",
+            "data_version": "",
         }
     ]
 

@@ -39,7 +39,8 @@ def test_resource_counts_follow_the_definitions(template: Template) -> None:
         "AWS::S3::Bucket": len(BUCKETS),
         "AWS::SQS::Queue": 2 * len({c.queue for c in QUEUE_CONSUMERS}),  # each with its DLQ
         "AWS::IoT::TopicRule": len(TOPIC_RULES),
-        "AWS::Lambda::Function": len({c.function for c in QUEUE_CONSUMERS}),
+        # queue consumers and scheduled jobs (a function can be both)
+        "AWS::Lambda::Function": len({c.function for c in QUEUE_CONSUMERS} | {s.function for s in SCHEDULES}),
         "AWS::Lambda::EventSourceMapping": len(QUEUE_CONSUMERS),
         "AWS::Lambda::LayerVersion": 2,  # Hemera's, and pyarrow's for the curate function
         "AWS::IoT::Policy": 1,
@@ -293,7 +294,7 @@ def test_portal_api_has_layer_environment_and_its_own_role(
     assert properties["Runtime"] == "python3.11"
 
 
-def test_portal_api_role_reads_tables_writes_only_commands_and_publishes_only_to_command_topics(
+def test_portal_api_role_writes_only_the_readings_table_and_exports_and_publishes_only_commands(
     template: Template, hemera_stack: HemeraStack, logical_id: LogicalId
 ) -> None:
     role_id = logical_id(hemera_stack.portal_api.role)
@@ -305,10 +306,16 @@ def test_portal_api_role_reads_tables_writes_only_commands_and_publishes_only_to
 
     dynamodb_actions = {a for s in statements for a in actions(s) if a.startswith("dynamodb:")}
     assert {"dynamodb:GetItem", "dynamodb:Query"} <= dynamodb_actions
-    assert "dynamodb:DeleteItem" not in dynamodb_actions
-    # Commands are the only writes: Put/Update on the readings table alone
+    # Writes (commands and their open pointers, edits, on-demand exports' index, rate windows) go
+    # to the readings table alone
     readings = logical_id(hemera_stack.storage.table(READINGS_TABLE))
-    writes = [s for s in statements if {"dynamodb:PutItem", "dynamodb:UpdateItem"} & set(actions(s))]
+    write_actions = {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    }
+    writes = [s for s in statements if write_actions & set(actions(s))]
     assert writes and all(readings in json.dumps(s["Resource"]) for s in writes)
     assert all(
         logical_id(hemera_stack.storage.table(t)) not in json.dumps(s["Resource"])
@@ -318,7 +325,13 @@ def test_portal_api_role_reads_tables_writes_only_commands_and_publishes_only_to
     )
     (publish,) = [s for s in statements if "iot:Publish" in actions(s)]
     assert json.dumps(publish["Resource"]).endswith('topic/hemera/*/*/down/cmd"]]}')
-    assert not any(a.startswith("s3:") for s in statements for a in actions(s))
+    # S3 only for exports: objects under tenants/<tenant>/exports/ of the exports bucket
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in actions(s))]
+    exports = logical_id(hemera_stack.storage.bucket(EXPORTS_BUCKET))
+    assert all(
+        exports in json.dumps(s["Resource"]) and "/tenants/*/exports/*" in json.dumps(s["Resource"])
+        for s in s3
+    )
 
 
 def test_portal_api_is_a_sam_rest_api_on_stage_api(template: Template) -> None:

@@ -23,7 +23,9 @@ TENANT, RTU = "coastal-power", "rtu-syd-01"
 REREAD_SCHEDULE: ScheduleDef = next(s for s in COMMAND_SCHEDULES if s.payload["job"] == REREADS_JOB)
 
 
-def quarter_hours(cloud, key: str, meter: str, start: datetime, end: datetime) -> list[str]:
+def statuses(cloud, key: str, meter: str, start: datetime, end: datetime) -> dict[str, str]:
+    """Each quarter hour of the load profile in [start, end) with its status (`actual`,
+    `estimated`, … once VEE has the day; `raw` before)."""
     response = requests.get(
         f"{cloud.api_url}/v1/meters/{meter}/load-profile",
         params={"from": start.isoformat(), "to": end.isoformat()},
@@ -31,7 +33,10 @@ def quarter_hours(cloud, key: str, meter: str, start: datetime, end: datetime) -
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    return [i["start"] for i in response.json()["intervals"]]
+    return {i["start"]: i["status"] for i in response.json()["intervals"] if i["value"] is not None}
+
+
+METER_DATA = {"actual", "raw"}  # what the meter sent (VEE'd, or not yet), never an estimate
 
 
 def test_a_gap_is_reread_from_the_meter_and_closes(local_cloud, api_keys, tmp_path):
@@ -58,11 +63,19 @@ def test_a_gap_is_reread_from_the_meter_and_closes(local_cloud, api_keys, tmp_pa
     deliver(gap_start, "old-rtu", 48)
     deliver(day + timedelta(hours=16), "new-rtu", 5.25)
     key = api_keys[TENANT]
+    tenant_zone_gap = [
+        (gap_start + timedelta(minutes=15 * i)).astimezone(tenant.zone).isoformat() for i in range(3)
+    ]
+
+    def metered(profile: dict[str, str]) -> set[str]:
+        return {start for start, status in profile.items() if status in METER_DATA}
+
     delivered = eventually(
-        lambda: quarter_hours(local_cloud, key, meter, day, day + timedelta(hours=16)),
-        lambda starts: len(starts) == 16 * 4 - 3,
+        lambda: statuses(local_cloud, key, meter, day, day + timedelta(hours=16)),
+        lambda profile: len(metered(profile)) == 16 * 4 - 3,
     )
-    assert len(delivered) == 16 * 4 - 3
+    assert len(metered(delivered)) == 16 * 4 - 3
+    assert not set(tenant_zone_gap) & metered(delivered)  # missing, or estimated by VEE
 
     # When the new RTU's agent is running and the re-read sweep runs
     tenant_zone_gap = [
@@ -78,23 +91,24 @@ def test_a_gap_is_reread_from_the_meter_and_closes(local_cloud, api_keys, tmp_pa
                 agent = asyncio.create_task(Agent(config, publisher).run(stop))
                 await asyncio.sleep(1.0)  # subscribed to its command topic
                 result = await asyncio.to_thread(local_cloud.run_schedule, REREAD_SCHEDULE.name)
-                starts = await asyncio.to_thread(
+                profile = await asyncio.to_thread(
                     eventually,
-                    lambda: quarter_hours(local_cloud, key, meter, day, day + timedelta(hours=16)),
-                    lambda s: set(tenant_zone_gap) <= set(s),
-                    60.0,
+                    lambda: statuses(local_cloud, key, meter, day, day + timedelta(hours=16)),
+                    lambda p: set(tenant_zone_gap) <= metered(p),
+                    90.0,
                 )
                 stop.set()
                 await agent
-            return {"sweep": result, "starts": starts}
+            return {"sweep": result, "profile": profile}
 
         outcome = run(agent_running())
 
     # Then the sweep asked for reads (this meter's gap among them) …
     assert outcome["sweep"]["tenants"][TENANT]["sent"] >= 1
-    # … and the three quarter hours arrived from the meter: the day is whole
-    assert set(tenant_zone_gap) <= set(outcome["starts"])
-    assert len(outcome["starts"]) == 16 * 4
+    # … and the three quarter hours arrived from the meter, replacing any estimate: the day is
+    # whole with the meter's own data
+    assert set(tenant_zone_gap) <= metered(outcome["profile"])
+    assert len(metered(outcome["profile"])) == 16 * 4
     # and the meter's audit trail shows the sweep's read of exactly that range, answered by the RTU
     commands = requests.get(
         f"{local_cloud.api_url}/v1/meters/{meter}/commands", headers={"x-api-key": key}, timeout=10

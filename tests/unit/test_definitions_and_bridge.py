@@ -77,5 +77,25 @@ def test_the_scheduler_fires_at_the_rate_divided_by_the_speed():
     assert scheduler.tick() == ["nightly"]
     now[0] = 180.0
     assert scheduler.tick() == ["nightly"]  # catches up one period per tick, never a burst
-    assert fired[0]["detail-type"] == "Scheduled Event" and fired[0]["detail"] == {"job": "x"}
+    # the schedule's payload, as EventBridge gives a target with an input (the CDK app's rule)
+    assert fired[0] == {"job": "x"}
     assert schedule.expression == "rate(60 minutes)"
+
+
+def test_a_failing_job_is_counted_and_the_other_schedules_keep_firing():
+    now = [0.0]
+    fired = []
+
+    def invoke(schedule, event):
+        if schedule.name == "broken":
+            raise KeyError("Records")
+        fired.append(schedule.name)
+
+    broken = ScheduleDef(name="broken", rate_minutes=1, function=TRANSLATE_FUNCTION, payload={"job": "b"})
+    healthy = ScheduleDef(name="healthy", rate_minutes=1, function=TRANSLATE_FUNCTION, payload={"job": "h"})
+    scheduler = LocalScheduler([broken, healthy], invoke, speed=60.0, clock=lambda: now[0])
+    for second in (0.0, 1.0, 2.0, 3.0):  # the first run is one period (1 s) in
+        now[0] = second
+        scheduler.tick()
+    assert fired == ["healthy"] * 3
+    assert scheduler.failed == {"broken": 3, "healthy": 0}

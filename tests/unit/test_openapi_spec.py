@@ -66,3 +66,60 @@ def test_every_route_but_health_requires_the_api_key_or_a_bearer_token():
         if route in public:
             continue
         assert security and all(requirement.keys() & {"ApiKey", "Bearer"} for requirement in security), route
+
+
+def _resolve(document: dict, node: dict) -> dict:
+    while "$ref" in node:
+        *_, section, name = node["$ref"].split("/")
+        node = document["components"][section][name]
+    return node
+
+
+def _object_schemas(document: dict, node: object, where: str, seen: set[int]) -> list[tuple[str, dict]]:
+    """Every object schema (with `properties`) reachable from `node`, named by where it is. The
+    parts of an `allOf` are left out: their composite is closed by `unevaluatedProperties`."""
+    if not isinstance(node, dict):
+        return []
+    node = _resolve(document, node)
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    found = [(where, node)] if "properties" in node else []
+    for key, child in node.items():
+        if key == "properties":
+            for name, prop in child.items():
+                found += _object_schemas(document, prop, f"{where}.{name}", seen)
+        elif key in ("items", "additionalProperties", "anyOf", "oneOf"):
+            for sub in child if isinstance(child, list) else [child]:
+                found += _object_schemas(document, sub, f"{where}[{key}]", seen)
+    return found
+
+
+# RFC 9457: problem details are extensible by design (members beyond type/title/status/detail).
+EXTENSIBLE = ("Problem",)
+
+
+def test_response_schemas_are_closed_so_the_conformance_checks_see_any_drift():
+    """Schema-level drift: every object a response can carry allows no property the spec does
+    not name (`additionalProperties` or, for compositions, `unevaluatedProperties` false), so
+    schemathesis and the functional tests' `assert_conforms` fail when the implementation adds or
+    renames a field; `required` lists make them fail when it drops one."""
+    document = yaml.safe_load(SPEC.read_text())
+    extensible = {id(document["components"]["schemas"][name]) for name in EXTENSIBLE}
+    open_schemas = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            for status, response in operation.get("responses", {}).items():
+                response = _resolve(document, response)
+                for media, content in response.get("content", {}).items():
+                    where = f"{method.upper()} {path} {status} {media}"
+                    for name, schema in _object_schemas(document, content.get("schema", {}), where, set()):
+                        closed = (
+                            schema.get("additionalProperties") is False
+                            or schema.get("unevaluatedProperties") is False
+                        )
+                        if not closed and id(schema) not in extensible:
+                            open_schemas.append(name)
+    assert sorted(set(open_schemas)) == []

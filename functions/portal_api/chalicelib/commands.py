@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from chalice.app import Request, Response
 
-from hemera.config import RuntimeSettings
 from hemera.domain.commands import InvalidCommandRequest, MeterCommand
 from hemera.observability import logger
 from hemera.ports import Page
@@ -25,15 +22,15 @@ from hemera.services import commands
 from hemera.services.access import Caller, PortalPorts
 from hemera.wiring import command_ports
 
+from . import scope
 from .http import json_response
 
 View = Callable[..., Response]
 Route = Callable[..., Callable[[View], View]]
 
 
-@cache
 def _ports() -> commands.CommandPorts:
-    return command_ports(RuntimeSettings.from_environ(os.environ))
+    return command_ports(scope.settings())
 
 
 def _time(value: datetime | None) -> str | None:

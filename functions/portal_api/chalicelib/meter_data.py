@@ -25,7 +25,13 @@ View = Callable[..., Response]
 Route = Callable[[str], Callable[[View], View]]
 
 _BOUND = "a date or an ISO-8601 time with offset"
-CONSUMPTION_GRANULARITIES = (Granularity.INTERVAL, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+CONSUMPTION_GRANULARITIES = (
+    Granularity.INTERVAL,
+    Granularity.HOUR,
+    Granularity.DAY,
+    Granularity.MONTH,
+    Granularity.POST,  # per time-of-use post of the meter's tariff
+)
 DEMAND_PERIODS = (Granularity.DAY, Granularity.MONTH)
 POWER_FACTOR_GRANULARITIES = (Granularity.HOUR, Granularity.DAY)
 

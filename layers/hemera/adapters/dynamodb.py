@@ -6,6 +6,7 @@ a cached factory instead of being declared with a fixed `Meta`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +26,9 @@ from pynamodb.constants import STRING
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
+from hemera.aws import credential_args
 from hemera.config import AwsTarget
+from hemera.domain.billing.tariff import MeterTariff
 from hemera.domain.errors import ConcurrentUpdate
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit
 from hemera.domain.registry import Customer, Meter, Tenant
@@ -120,6 +123,7 @@ class MeterRecord(Model):
     device = UnicodeAttribute()
     customer = UnicodeAttribute()
     multiplier = UnicodeAttribute(default="1")  # a decimal string: exact
+    tariff = UnicodeAttribute(null=True)  # MeterTariff.document() as JSON (billing)
 
 
 class CustomerRecord(Model):
@@ -197,8 +201,10 @@ L = TypeVar("L", Customer, Meter)
 
 
 def bind_model(record: type[M], table_name: str, target: AwsTarget, host: str | None) -> type[M]:
-    """A subclass of `record` bound to a table and endpoint only known at cold start."""
-    meta = type("Meta", (), {"table_name": table_name, "region": target.region, "host": host})
+    """A subclass of `record` bound to a table and endpoint only known at cold start (and, for a
+    tenant-scoped target, to that tenant's temporary credentials)."""
+    attributes = {"table_name": table_name, "region": target.region, "host": host, **credential_args(target)}
+    meta = type("Meta", (), attributes)
     return cast(type[M], type(record.__name__, (record,), {"Meta": meta}))
 
 
@@ -511,6 +517,7 @@ class DynamoRegistry:
             device=meter.device_id,
             customer=meter.customer_id,
             multiplier=str(meter.multiplier),
+            tariff=None if meter.tariff is None else json.dumps(meter.tariff.document(), sort_keys=True),
         )
 
     def get_meter(self, ctx: TenantContext, meter_id: str) -> Meter | None:
@@ -573,6 +580,7 @@ def _meter(record: MeterRecord) -> Meter:
         record.device,
         record.customer,
         Decimal(record.multiplier),
+        None if record.tariff is None else MeterTariff.from_document(json.loads(record.tariff)),
     )
 
 

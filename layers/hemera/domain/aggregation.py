@@ -10,7 +10,7 @@ never as zero: a gap is not a consumption of 0.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -31,6 +31,8 @@ class Granularity(StrEnum):
     HOUR = "hour"
     DAY = "day"
     MONTH = "month"
+    # Not a calendar period: one total per time-of-use post of the meter's tariff over the range.
+    POST = "post"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ def interval_minutes(series: Iterable[Iterable[IntervalReading]]) -> int:
 
 def _next_boundary(instant: datetime, granularity: Granularity, zone: ZoneInfo, minutes: int) -> datetime:
     """The first period boundary strictly after `instant` (UTC in, UTC out)."""
+    if granularity is Granularity.POST:
+        raise ValueError("posts are not calendar periods: use energy_by_post")
     if granularity is Granularity.INTERVAL:
         # Stored intervals sit on a grid of the epoch (a UTC day holds a whole number of them).
         step = timedelta(minutes=minutes)
@@ -128,6 +132,42 @@ def energy_by_period(readings: Iterable[IntervalReading], periods: Sequence[Peri
     return [
         EnergyTotal(period, sum((r.value for r in found), Decimal(0)) if found else None, len(found))
         for period, found in zip(periods, _by_period(readings, periods), strict=True)
+    ]
+
+
+def energy_by_post(
+    readings: Iterable[IntervalReading],
+    start: datetime,
+    end: datetime,
+    minutes: int,
+    posts: Sequence[str],
+    post_of: Callable[[datetime], str],
+) -> list[EnergyTotal]:
+    """Energy of the intervals of `[start, end)` per time-of-use post, in the order of `posts`:
+    an interval belongs to the post of its start (`post_of`, e.g. `hemera.domain.billing.tou.post_of`
+    with the meter's calendar). Each total's period is the whole range, its `expected_intervals`
+    the interval starts of the range that fall in the post; missing intervals are counted, not
+    filled."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("range bounds must be tz-aware")
+    first, stop = start.astimezone(UTC), end.astimezone(UTC)
+    expected = dict.fromkeys(posts, 0)
+    step = timedelta(minutes=minutes)
+    cursor = _EPOCH + _slots_before(first, minutes) * step
+    while cursor < stop:
+        expected[post_of(cursor)] += 1
+        cursor += step
+    found: dict[str, list[Decimal]] = {post: [] for post in posts}
+    for reading in readings:
+        if first <= reading.start < stop:
+            found[post_of(reading.start)].append(reading.value)
+    return [
+        EnergyTotal(
+            Period(first, stop, expected[post]),
+            sum(found[post], Decimal(0)) if found[post] else None,
+            len(found[post]),
+        )
+        for post in posts
     ]
 
 

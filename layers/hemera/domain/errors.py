@@ -120,3 +120,83 @@ class VersionConflict(HemeraError):
     """Another writer stored a version of the same final day first: re-read and compute again."""
 
     reason = "version_conflict"
+
+
+# --- notifications (alarm transitions and exports to tenant topics and webhooks) ---------------
+class MalformedNotification(HemeraError):
+    """A platform event or delivery message the notification functions cannot read."""
+
+    reason = "malformed_notification"
+
+
+class InvalidWebhookTarget(HemeraError, ValueError):
+    """A webhook URL that is not https (http only to a loopback receiver) or carries credentials."""
+
+    reason = "invalid_webhook_target"
+
+
+class WebhookSignatureInvalid(HemeraError):
+    """A received webhook whose `Hemera-Signature` does not hold (receiver side)."""
+
+    reason = "webhook_signature_invalid"
+
+
+class WebhookSignatureMalformed(WebhookSignatureInvalid):
+    reason = "webhook_signature_malformed"
+
+
+class WebhookSignatureExpired(WebhookSignatureInvalid):
+    """The signed timestamp is outside the receiver's window: a replayed or delayed request."""
+
+    reason = "webhook_signature_expired"
+
+
+class WebhookSignatureMismatch(WebhookSignatureInvalid):
+    reason = "webhook_signature_mismatch"
+
+
+class DeliveryFailed(HemeraError):
+    """One delivery attempt to a channel failed (refused, timed out, non-2xx answer)."""
+
+    reason = "delivery_failed"
+
+
+# --- billing exports -----------------------------------------------------------------------------
+class ExportNotRenderable(HemeraError, ValueError):
+    """Final data that a billing export format cannot carry as it is (an interval length the format
+    does not allow, an identifier too long for a fixed field, a file that fails its own schema)."""
+
+    reason = "export_not_renderable"
+
+
+# --- billing exports ---------------------------------------------------------------------------
+class ExportNotFound(HemeraError):
+    """Unknown export, another tenant's, or asked for by a customer-scoped caller (BOLA)."""
+
+    reason = "export_not_found"
+
+
+class ExportForbidden(HemeraError):
+    """A caller of the tenant who may read exports but not request one (only admins/operators)."""
+
+    reason = "export_forbidden"
+
+
+# --- VEE edits -----------------------------------------------------------------------------------
+class EditForbidden(HemeraError):
+    """The caller reaches the meter but its role may not edit its data (a 403: its own meter)."""
+
+    reason = "edit_forbidden"
+
+
+class InvalidEdit(InvalidQuery):
+    """An edit request that is not well formed (a 400, like any invalid query)."""
+
+    reason = "invalid_edit"
+
+
+# --- billing ---------------------------------------------------------------------------------
+class TariffNotConfigured(HemeraError):
+    """Billing determinants of a meter that the tenant file gives no tariff (nothing to bill by)."""
+
+    reason = "tariff_not_configured"

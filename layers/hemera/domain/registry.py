@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from hemera.domain.billing.tariff import MeterTariff
+
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
@@ -29,6 +31,8 @@ class Meter:
     customer_id: str
     # CT ratio x VT ratio: the factor from what the meter counts to what the customer uses.
     multiplier: Decimal = Decimal(1)
+    # The tariff it is billed under, with its calendar and contracted demand (None: not billed).
+    tariff: MeterTariff | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ adds rows that the newest-version rule (`CuratedDatasetDef.latest_select`) colla
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,18 @@ class DayChanged:
     day: date
     version: int
     correlation_id: str = ""
+
+
+def forwarded_changes(body: str, source: str, detail_type: str) -> tuple[DayChanged, ...]:
+    """The changes one SQS message carries: the MeterDaysChanged event an EventBridge rule
+    forwarded (curate and VEE read their queues with it). MalformedChangeEvent otherwise."""
+    try:
+        event = json.loads(body)
+        if event["source"] != source or event["detail-type"] != detail_type:
+            raise MalformedChangeEvent(f"unexpected event {event['source']}/{event['detail-type']}")
+        return changes_of_detail(event["detail"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MalformedChangeEvent(f"not an EventBridge event: {exc}") from exc
 
 
 def changes_of_detail(detail: Mapping[str, Any]) -> tuple[DayChanged, ...]:

@@ -20,11 +20,13 @@ from hemera.domain.aggregation import (
     PowerFactorPeriod,
     calendar_periods,
     energy_by_period,
+    energy_by_post,
     interval_minutes,
     peak_demand_by_period,
     power_factor_by_period,
 )
-from hemera.domain.errors import InvalidQuery, TenantNotFound
+from hemera.domain.billing.tou import post_of
+from hemera.domain.errors import InvalidQuery, TariffNotConfigured, TenantNotFound
 from hemera.domain.readings import Channel, IntervalReading
 from hemera.domain.registry import Meter, Tenant
 from hemera.services.access import Caller, PortalPorts, owned_meter
@@ -107,6 +109,9 @@ class Consumption:
     series: MeterSeries
     granularity: Granularity
     totals: dict[Channel, list[EnergyTotal]]
+    # At `Granularity.POST`: the posts of the meter's tariff, one total of each channel per post.
+    posts: tuple[str, ...] = ()
+    tariff_id: str | None = None
 
 
 def consumption(
@@ -118,12 +123,35 @@ def consumption(
     granularity: Granularity,
     channels: Sequence[Channel] = tuple(Channel),
 ) -> Consumption:
-    """Energy of each channel per period of the tenant's calendar."""
+    """Energy of each channel per period of the tenant's calendar, or per time-of-use post of the
+    meter's tariff over the whole range (`Granularity.POST`; a meter without tariff raises
+    `TariffNotConfigured`)."""
     max_days = MAX_INTERVAL_DAYS if granularity is Granularity.INTERVAL else MAX_AGGREGATE_DAYS
     series = meter_series(ports, caller, meter_id, channels, start, end, max_days)
+    if granularity is Granularity.POST:
+        return _consumption_by_post(series, channels)
     periods = calendar_periods(start, end, granularity, series.tenant.zone, series.interval_minutes)
     totals = {c: energy_by_period(series.readings[c], periods) for c in channels}
     return Consumption(series, granularity, totals)
+
+
+def _consumption_by_post(series: MeterSeries, channels: Sequence[Channel]) -> Consumption:
+    tariff = series.meter.tariff
+    if tariff is None:
+        raise TariffNotConfigured(f"meter {series.meter.id!r} has no tariff: it has no time-of-use posts")
+    calendar = tariff.calendar
+    totals = {
+        c: energy_by_post(
+            series.readings[c],
+            series.start,
+            series.end,
+            series.interval_minutes,
+            calendar.posts,
+            lambda start: post_of(start, calendar),
+        )
+        for c in channels
+    }
+    return Consumption(series, Granularity.POST, totals, calendar.posts, tariff.tariff_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from hemera.domain.billing.tariff import MeterTariff
 from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Registry
-from hemera.tenants import TenantDefinition
+from hemera.ports.alarms import AlarmSettingsStore
+from hemera.services.alarms import register_alarm_settings
+from hemera.tenants import MeterDef, TenantDefinition
 
 
 def register_tenant(registry: Registry, definition: TenantDefinition) -> int:
@@ -24,8 +27,41 @@ def register_tenant(registry: Registry, definition: TenantDefinition) -> int:
     registry.put_meters(
         ctx,
         [
-            Meter(definition.id, m.id, m.model, m.protocol, m.rtu, m.customer, m.multiplier)
+            Meter(
+                definition.id,
+                m.id,
+                m.model,
+                m.protocol,
+                m.rtu,
+                m.customer,
+                m.multiplier,
+                _tariff(definition, m),
+            )
             for m in definition.meters
         ],
     )
     return len(definition.meters)
+
+
+def _tariff(definition: TenantDefinition, meter: MeterDef) -> MeterTariff | None:
+    """The billing view of the meter's tariff (calendar in the tenant's zone, its contract)."""
+    tariff = next((t for t in definition.tariffs if t.id == meter.tariff), None)
+    if tariff is None:
+        return None
+    return tariff.meter_tariff(
+        definition.timezone,
+        definition.country,
+        meter.contracted_demand_kw,
+        meter.contracted_demand_by_post_kw,
+    )
+
+
+def onboard_tenant(
+    registry: Registry, alarm_settings: AlarmSettingsStore, definition: TenantDefinition
+) -> int:
+    """Everything the running platform keeps of a tenant file: the registry (`register_tenant`)
+    and the alarm settings (thresholds, nominal voltage, contracts; `register_alarm_settings`).
+    Idempotent; returns the number of meters registered."""
+    meters = register_tenant(registry, definition)
+    register_alarm_settings(alarm_settings, definition)
+    return meters
