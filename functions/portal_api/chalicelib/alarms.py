@@ -23,7 +23,7 @@ from hemera.wiring import alarm_ports
 
 from . import scope
 from .commands import requester
-from .http import json_response, parse_instant
+from .http import json_response, parse_instant, utc_time
 
 View = Callable[..., Response]
 Route = Callable[..., Callable[[View], View]]
@@ -33,10 +33,6 @@ def _ports() -> alarms.AlarmPorts:
     return alarm_ports(scope.settings())
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def alarm_document(alarm: Alarm) -> dict[str, Any]:
     return {
         "id": alarm.alarm_id,
@@ -44,13 +40,13 @@ def alarm_document(alarm: Alarm) -> dict[str, Any]:
         "severity": alarm.severity,
         "subject": {"kind": alarm.key.subject.value, "id": alarm.key.subject_id},
         "state": alarm.state.value,
-        "first_seen": _time(alarm.first_seen),
-        "last_seen": _time(alarm.last_seen),
+        "first_seen": utc_time(alarm.first_seen),
+        "last_seen": utc_time(alarm.last_seen),
         "count": alarm.count,
         "facts": alarm.facts,
         "acknowledged_by": alarm.acknowledged_by,
-        "acknowledged_at": _time(alarm.acknowledged_at),
-        "closed_at": _time(alarm.closed_at),
+        "acknowledged_at": utc_time(alarm.acknowledged_at),
+        "closed_at": utc_time(alarm.closed_at),
         "close_reason": alarm.close_reason,
     }
 
@@ -60,7 +56,7 @@ def theft_score_document(score: TheftScore) -> dict[str, Any]:
         "meter_id": score.meter_id,
         "score": score.score,
         "level": score.level,
-        "computed_at": _time(score.computed_at),
+        "computed_at": utc_time(score.computed_at),
         "facts": [
             {"kind": f.kind, "points": f.points, "description": f.description, "evidence": f.evidence}
             for f in score.facts

@@ -8,7 +8,6 @@ exactly like every other route.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from hemera.services.access import Caller, PortalPorts
 from hemera.wiring import command_ports
 
 from . import scope
-from .http import json_response
+from .http import json_object, json_response, utc_time
 
 View = Callable[..., Response]
 Route = Callable[..., Callable[[View], View]]
@@ -31,10 +30,6 @@ Route = Callable[..., Callable[[View], View]]
 
 def _ports() -> commands.CommandPorts:
     return command_ports(scope.settings())
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def command_document(command: MeterCommand) -> dict[str, Any]:
@@ -47,9 +42,9 @@ def command_document(command: MeterCommand) -> dict[str, Any]:
         "status": command.status.value,
         "requested_by": command.requested_by,
         "requester_role": command.requester_role,
-        "requested_at": _time(command.requested_at),
-        "sent_at": _time(command.sent_at),
-        "closed_at": _time(command.closed_at),
+        "requested_at": utc_time(command.requested_at),
+        "sent_at": utc_time(command.sent_at),
+        "closed_at": utc_time(command.closed_at),
         "ack": {"status": command.ack_status, "result": command.ack_result} if command.ack_status else None,
         "detail": command.detail,
     }
@@ -67,13 +62,7 @@ def requester(portal: PortalPorts, headers: Mapping[str, str], caller: Caller) -
 
 
 def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.raw_body or b"null")
-    except ValueError as exc:
-        raise InvalidCommandRequest("the body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidCommandRequest('the body is a JSON object: {"kind": …, "params": {…}}')
-    return body
+    return json_object(request, InvalidCommandRequest, '{"kind": …, "params": {…}}')
 
 
 def register(

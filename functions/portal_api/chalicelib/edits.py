@@ -10,7 +10,6 @@ requester of the audit trail of commands: the Cognito user, or the API key's fin
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from hemera.wiring import final_series_store, vee_ports
 
 from . import scope
 from .commands import requester
-from .http import json_response
+from .http import json_object, json_response
 
 View = Callable[..., Response]
 Route = Callable[..., Callable[[View], View]]
@@ -70,15 +69,7 @@ def edit_document(result: EditResult) -> dict[str, Any]:
 
 
 def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.raw_body or b"null")
-    except ValueError as exc:
-        raise InvalidEdit("the body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidEdit(
-            'the body is a JSON object: {"channel": …, "edits": [{"start", "value", "reason"}]}'
-        )
-    return body
+    return json_object(request, InvalidEdit, '{"channel": …, "edits": [{"start", "value", "reason"}]}')
 
 
 def register(route: Route, portal: Callable[[], PortalPorts], request: Callable[[], Request]) -> None:

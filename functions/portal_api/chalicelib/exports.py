@@ -9,7 +9,6 @@ is resolved and typed errors mapped exactly like every other route.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from hemera.wiring import export_ports
 
 from . import scope
 from .commands import requester
-from .http import json_response, required
+from .http import json_object, json_response, required, utc_time
 
 View = Callable[..., Response]
 Route = Callable[..., Callable[[View], View]]
@@ -36,10 +35,6 @@ ATOM_XML = "application/atom+xml"
 
 def _ports() -> exports.ExportPorts:
     return export_ports(scope.settings())
-
-
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def version_document(version: ExportVersion, url: Callable[[str, str], str] | None = None) -> dict[str, Any]:
@@ -60,7 +55,7 @@ def version_document(version: ExportVersion, url: Callable[[str, str], str] | No
         files.append(entry)
     document: dict[str, Any] = {
         "version": version.version,
-        "created_at": _time(version.created_at),
+        "created_at": utc_time(version.created_at),
         "reason": version.reason,
         "files": files,
         "diff": [exports.diff_document(d) for d in version.diff],
@@ -80,19 +75,13 @@ def export_document(export: Export, url: Callable[[str, str], str] | None = None
         "requested_by": export.requested_by,
         "meters": list(export.meters),
         "latest_version": export.latest.version,
-        "created_at": _time(export.versions[0].created_at),
+        "created_at": utc_time(export.versions[0].created_at),
         "versions": [version_document(v, url) for v in export.versions],
     }
 
 
 def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.raw_body or b"null")
-    except ValueError as exc:
-        raise InvalidQuery("the body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidQuery('the body is a JSON object: {"format": "csv", "period": "2026-10"}')
-    return body
+    return json_object(request, InvalidQuery, '{"format": "csv", "period": "2026-10"}')
 
 
 def _day(value: str, name: str) -> date:

@@ -3,13 +3,14 @@ as JSON writes them, and the choice between JSON and CSV."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chalice.app import Response
+from chalice.app import Request, Response
 
 from hemera.domain.errors import InvalidQuery
 
@@ -97,3 +98,19 @@ def wants_csv(accept: str | None, format_: str | None) -> bool:
         if media in (JSON, "application/*", "*/*"):
             return False
     return False
+
+
+def utc_time(value: datetime | None) -> str | None:
+    """An instant as the API writes UTC times: ISO-8601 with `Z` (None stays None)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def json_object(request: Request, error: type[InvalidQuery], shape: str) -> dict[str, Any]:
+    """The request's JSON object body; `error` (a 400) naming the expected `shape` otherwise."""
+    try:
+        body = json.loads(request.raw_body or b"null")
+    except ValueError as exc:
+        raise error("the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise error(f"the body is a JSON object: {shape}")
+    return body

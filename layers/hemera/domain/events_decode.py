@@ -29,11 +29,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from hemera.domain.dlms.axdr import decode, decode_datetime
 from hemera.domain.dlms.model import DlmsMeterModel, load_dlms_model
-from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol
+from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, Protocol
 from hemera.domain.errors import MalformedEnvelope, MalformedFrame, TopicMismatch
 from hemera.domain.meter_events import EventType, MeterEvent, Subject
 from hemera.domain.modbus.model import ModbusMeterModel, load_model
-from hemera.domain.modbus.registers import decode_value, scaled
+from hemera.domain.modbus.registers import scaled
+from hemera.domain.modbus_readout import group_registers
 from hemera.domain.readings import CHANNEL_UNITS, Channel, Unit
 from hemera.domain.registers import RegisterReading
 from hemera.domain.tenancy import validate_id
@@ -172,23 +173,10 @@ def _channel(name: str, unit: str | None) -> tuple[Channel, int] | None:
 
 
 def _modbus_registers(model: ModbusMeterModel, frames: Sequence[object]) -> dict[Channel, Decimal]:
-    specs = [(name, spec) for name, spec in model.registers.items() if spec.group == "energy"]
     values: dict[Channel, Decimal] = {}
-    for frame in frames:
-        if not isinstance(frame, ModbusFrame):
-            raise MalformedFrame("a modbus envelope carries modbus frames only")
-        try:
-            registers = frame.registers()
-        except ValueError as exc:
-            raise MalformedFrame(str(exc)) from exc
-        end = frame.address + frame.count
-        for name, spec in specs:
-            if not (frame.address <= spec.address and spec.address + spec.width <= end):
-                continue
-            target = _channel(name, spec.unit)
-            if target is None:
-                continue
-            raw = decode_value(registers, spec.address - frame.address, spec.type, model.word_order)
+    for name, spec, raw in group_registers(model, frames, "energy"):
+        target = _channel(name, spec.unit)
+        if target is not None:
             values[target[0]] = scaled(raw, spec.scaler + target[1])
     return values
 

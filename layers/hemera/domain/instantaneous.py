@@ -21,10 +21,11 @@ from enum import StrEnum
 
 from hemera.domain.dlms.axdr import decode
 from hemera.domain.dlms.model import DlmsMeterModel, load_dlms_model
-from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol
+from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, Protocol
 from hemera.domain.errors import MalformedFrame, UnsupportedProtocol
 from hemera.domain.modbus.model import ModbusMeterModel, load_model
-from hemera.domain.modbus.registers import decode_value, scaled
+from hemera.domain.modbus.registers import scaled
+from hemera.domain.modbus_readout import group_registers
 
 # DLMS Register (class 3) attribute holding the value; attribute 3 (scaler_unit) is read too, but
 # the model's scaler is the one applied (the map is the contract, as for the load profile).
@@ -123,22 +124,9 @@ def _quantity(name: str, unit: str | None) -> Quantity | None:
 
 def _decode_modbus(model: ModbusMeterModel, frames: Sequence[object]) -> dict[Quantity, Decimal]:
     values: dict[Quantity, Decimal] = {}
-    specs = [(name, spec) for name, spec in model.registers.items() if spec.group == "instantaneous"]
-    for frame in frames:
-        if not isinstance(frame, ModbusFrame):
-            raise MalformedFrame("a modbus envelope carries modbus frames only")
-        try:
-            registers = frame.registers()
-        except ValueError as exc:
-            raise MalformedFrame(str(exc)) from exc
-        end = frame.address + frame.count
-        for name, spec in specs:
-            if not (frame.address <= spec.address and spec.address + spec.width <= end):
-                continue
-            quantity = _quantity(name, spec.unit)
-            if quantity is None:
-                continue
-            raw = decode_value(registers, spec.address - frame.address, spec.type, model.word_order)
+    for name, spec, raw in group_registers(model, frames, "instantaneous"):
+        quantity = _quantity(name, spec.unit)
+        if quantity is not None:
             values[quantity] = scaled(raw, spec.scaler)
     return values
 
