@@ -21,7 +21,8 @@ help:
 $(PY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	# chalice 1.34 (the portal API's framework and `chalice package`) requires pip < 26.3.
+	$(BIN)/pip install --quiet --upgrade 'pip<26.3'
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 

@@ -91,10 +91,15 @@ def test_register_readings_are_idempotent_and_read_by_channel_and_range(stores):
     assert registers.register_readings(OTHER, "m-1", Channel.ACTIVE_IMPORT, T0, T0 + timedelta(days=2)) == []
 
 
-def test_last_seen_times_only_move_forward(stores):
+def test_last_seen_times_are_the_latest_deliveries_of_the_tenants_subjects(stores):
     *_, activity = stores
-    meter, rtu = (Subject.METER, "m-1"), (Subject.RTU, "rtu-1")
-    activity.touch(ACME, {meter: T0 + timedelta(minutes=15), rtu: T0})
-    activity.touch(ACME, {meter: T0, rtu: T0 + timedelta(minutes=30)})  # a late, older envelope
-    assert activity.last_seen(ACME) == {meter: T0 + timedelta(minutes=15), rtu: T0 + timedelta(minutes=30)}
+    meter, rtu, other_meter = (Subject.METER, "m-1"), (Subject.RTU, "rtu-1"), (Subject.METER, "m-2")
+    activity.touch(ACME, {meter: T0, rtu: T0, other_meter: T0})
+    # the next batch (arrival times grow) moves the subjects it names, and only those
+    activity.touch(ACME, {meter: T0 + timedelta(minutes=15), rtu: T0 + timedelta(minutes=15)})
+    assert activity.last_seen(ACME) == {
+        meter: T0 + timedelta(minutes=15),
+        rtu: T0 + timedelta(minutes=15),
+        other_meter: T0,
+    }
     assert activity.last_seen(OTHER) == {}

@@ -23,7 +23,7 @@ from decimal import Decimal
 from functools import cache
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
 from hemera.adapters.dynamodb import bind_model
@@ -295,30 +295,27 @@ class DynamoRegisters:
 
 
 class DynamoDeviceActivity:
-    """`DeviceActivity`: one conditional update per subject and call (translate calls it once per
-    batch), which never moves a last-seen time backwards."""
+    """`DeviceActivity`: one put per subject and call, 25 to a BatchWriteItem (translate calls it
+    once per batch: a few requests instead of one conditional update per meter, which doubled the
+    write requests of ingest). Times are arrival times, so the last write is the latest delivery
+    but for concurrent batches a few seconds apart — nothing for a silence measured in hours."""
 
     def __init__(self, record: type[ActivityRecord]) -> None:
         self._record = record
 
     def touch(self, ctx: TenantContext, seen: Mapping[tuple[Subject, str], datetime]) -> None:
-        r = self._record
-        for (subject, subject_id), at in seen.items():
-            when = _instant(at)
-            item = r(_activity_pk(ctx), _activity_sk(subject, subject_id))
-            try:
-                item.update(
-                    actions=[
-                        r.last_seen.set(when),
-                        r.tenant.set(ctx.tenant_id),
-                        r.subject.set(subject.value),
-                        r.subject_id.set(subject_id),
-                    ],
-                    condition=r.last_seen.does_not_exist() | (r.last_seen < when),
+        with self._record.batch_write() as batch:
+            for (subject, subject_id), at in seen.items():
+                batch.save(
+                    self._record(
+                        _activity_pk(ctx),
+                        _activity_sk(subject, subject_id),
+                        tenant=ctx.tenant_id,
+                        subject=subject.value,
+                        subject_id=subject_id,
+                        last_seen=_instant(at),
+                    )
                 )
-            except UpdateError as exc:
-                if exc.cause_response_code != _CONDITION_FAILED:
-                    raise
 
     def last_seen(self, ctx: TenantContext) -> dict[tuple[Subject, str], datetime]:
         return {

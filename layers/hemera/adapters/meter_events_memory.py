@@ -89,9 +89,7 @@ class MemoryDeviceActivity:
 
     def touch(self, ctx: TenantContext, seen: Mapping[tuple[Subject, str], datetime]) -> None:
         stored = self._seen.setdefault(ctx.tenant_id, {})
-        for subject, at in seen.items():
-            if subject not in stored or stored[subject] < at:
-                stored[subject] = at
+        stored.update(seen)
 
     def last_seen(self, ctx: TenantContext) -> dict[tuple[Subject, str], datetime]:
         return dict(self._seen.get(ctx.tenant_id, {}))

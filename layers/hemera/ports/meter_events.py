@@ -54,7 +54,9 @@ class DeviceActivity(Protocol):
     sweep finds silent ones)."""
 
     def touch(self, ctx: TenantContext, seen: Mapping[tuple[Subject, str], datetime]) -> None:
-        """Record these last-seen times (an earlier time never replaces a later one)."""
+        """Record these last-seen times: when the platform received each subject's latest data
+        (arrival times, so a later call holds later times but for concurrent batches seconds
+        apart)."""
         ...
 
     def last_seen(self, ctx: TenantContext) -> dict[tuple[Subject, str], datetime]:

@@ -458,9 +458,9 @@ def _device_batch(
 ) -> DeviceBatch:
     """Events, registers, outage-flagged intervals and last-seen times of the accepted messages.
 
-    A meter was seen when the RTU read it (`collected_at`, but never later than the message
-    arrived: an RTU clock running ahead must not pin the time in the future); an RTU when its
-    message arrived."""
+    A meter and its RTU were seen when their message arrived: silence is about the platform
+    hearing from a device, and arrival times only grow (an RTU replaying a backlog is talking
+    now, whatever its envelopes' `collected_at`)."""
     batch = DeviceBatch()
     for item, readings in decoded:
         envelope, received = item.envelope, item.message.received_at
@@ -468,7 +468,7 @@ def _device_batch(
         batch.events += events
         batch.registers += registers
         batch.add_intervals(readings)
-        batch.saw(Subject.METER, envelope.meter, min(envelope.collected_at, received))
+        batch.saw(Subject.METER, envelope.meter, received)
         batch.saw(Subject.RTU, item.device_id, received)
     for rtu, event in rtu_events:
         if event is not None:
