@@ -183,11 +183,12 @@ def _final_days(
 
 
 def _export_data(meter: Meter, tenant: Tenant, days: Sequence[FinalDay]) -> MeterExportData:
-    # The registry knows no NMI or serial yet: the meter id is the serial, and NEM12 derives a
-    # stable stand-in NMI from it (`hemera.domain.exports.model.derived_nmi`).
+    # The registry knows no NMI or serial yet: files leave the serial empty (the meter id has its
+    # own column; used as a serial it would break NEM12's 12 characters for longer ids), and NEM12
+    # derives a stable stand-in NMI from the id (`hemera.domain.exports.model.derived_nmi`).
     return MeterExportData(
         meter_id=meter.id,
-        serial=meter.id,
+        serial=None,
         nmi=None,
         customer_id=meter.customer_id,
         timezone=tenant.timezone,
