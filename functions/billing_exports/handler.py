@@ -34,7 +34,7 @@ from hemera.services.exports import (
     changes_of_detail,
     restate_changed_periods,
     run_due_exports,
-    schedules_from_environ,
+    tenant_schedules,
 )
 from hemera.tenants import ExportSchedule
 from hemera.wiring import export_ports
@@ -55,9 +55,10 @@ def _ports() -> ExportPorts:
     return export_ports(RuntimeSettings.from_environ(os.environ))
 
 
-@cache
 def _schedules() -> dict[str, tuple[ExportSchedule, ...]]:
-    return schedules_from_environ(os.environ)
+    """Every tenant's schedules, read at each run (a tenant applied since is included)."""
+    ports = _ports()
+    return tenant_schedules(ports.registry, ports.schedules)
 
 
 def announced_changes(body: str) -> tuple[str, tuple[FinalDayChange, ...]]:

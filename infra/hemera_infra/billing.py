@@ -1,8 +1,9 @@
 """Billing exports: the billing_exports function, its restatement queue and its grants.
 
 - The hourly "exports due" schedule reaches the function through the generic schedules
-  (`definitions.BILLING_SCHEDULES`, `hemera_infra.schedules`); the tenants' export schedules reach
-  it as one environment variable written here from the tenant files.
+  (`definitions.BILLING_SCHEDULES`, `hemera_infra.schedules`); the tenants' export schedules are
+  read from the readings table at each run (written at onboarding with the registry), so a new
+  tenant needs no redeploy and the schedules take no room in Lambda's 4 KB environment.
 - FinalDaysChanged (source `hemera.vee`) on the platform bus → EventBridge rule → SQS (with DLQ)
   → the same function (batches, partial failures): restatements of exported periods.
 - The function reads final days, meters and the export index and writes index items (readings
@@ -14,8 +15,6 @@
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -48,15 +47,11 @@ class Billing(EventFedConstruct):
         *,
         storage: Storage,
         functions: FunctionCatalog,
-        environment: Mapping[str, str],
         portal_role: iam.IRole | None = None,
         rule: EventRuleDef = EXPORT_RESTATEMENTS_RULE,
     ) -> None:
         super().__init__(scope, construct_id, rules=[rule], bus=storage.event_bus, functions=functions)
         self.bucket = storage.bucket(EXPORTS_BUCKET)
-        # The tenants' export schedules (written at synth from the tenant files).
-        for name, value in environment.items():
-            self.function.add_environment(name, value)
         role = self.function.role
         assert role is not None  # FunctionCatalog gives every function a role of its own
         self._grant_exports_access(storage, role, role)

@@ -10,7 +10,6 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef, TopicRule
-from hemera.services.exports import EXPORT_SCHEDULES_ENV_VAR, encode_schedules
 from hemera.services.rate_limits import RATE_LIMITS_ENV_VAR, encode_limits, limits_of_tenants
 from hemera.services.vee import VEE_SETTINGS_ENV_VAR, encode_vee_settings, vee_settings_of_tenants
 from hemera.tenants import TenantDefinition
@@ -102,13 +101,13 @@ class HemeraStack(Stack):
             environment={VEE_SETTINGS_ENV_VAR: encode_vee_settings(vee_settings_of_tenants(tenants))},
             portal_role=self.portal_api.role,
         )
-        # Billing exports: the tenants' export schedules, restatements, the portal's export routes.
+        # Billing exports: the due-exports job (schedules from the registry), restatements, the
+        # portal's export routes.
         self.billing = Billing(
             self,
             BILLING_ID,
             storage=self.storage,
             functions=self.functions,
-            environment={EXPORT_SCHEDULES_ENV_VAR: encode_schedules(tenants)},
             portal_role=self.portal_api.role,
         )
         # Alarm rules and lifecycle (its function; the portal acknowledges alarms).

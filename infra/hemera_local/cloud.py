@@ -28,10 +28,9 @@ from hemera.definitions import PORTAL_API_DIR, QUEUE_CONSUMERS, SCHEDULES, TOPIC
 from hemera.domain.tenancy import thing_name
 from hemera.observability import logger as function_logger
 from hemera.services.access import issue_api_key
-from hemera.services.exports import EXPORT_SCHEDULES_ENV_VAR, encode_schedules
 from hemera.services.onboarding import onboard_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
-from hemera.wiring import alarm_ports, ingest_ports, portal_ports
+from hemera.wiring import alarm_ports, export_ports, ingest_ports, portal_ports
 from hemera_local.bridge import LambdaContext, RulesBridge, cold_start, load_handler
 from hemera_local.broker import (
     BRIDGE_IDENTITY,
@@ -167,8 +166,6 @@ class LocalCloud:
         )
         # The in-process handlers read their settings from the environment, as in Lambda.
         os.environ.update({**self.settings.environ(), **_LOCAL_ENV})
-        # The tenants' export schedules, as `cdk synth` writes them into the billing function.
-        os.environ[EXPORT_SCHEDULES_ENV_VAR] = encode_schedules(tenants)
         cold_start()
         if cfg.function_log:
             self._route_function_output(cfg.function_log)
@@ -250,7 +247,12 @@ class LocalCloud:
     def apply_tenant(self, tenant: TenantDefinition) -> None:
         """Register a tenant's meters, give each RTU a certificate and let the broker know it."""
         assert self.settings and self._broker
-        onboard_tenant(ingest_ports(self.settings).registry, alarm_ports(self.settings).settings, tenant)
+        onboard_tenant(
+            ingest_ports(self.settings).registry,
+            alarm_ports(self.settings).settings,
+            export_ports(self.settings).schedules,
+            tenant,
+        )
         for rtu in tenant.rtus:
             self.pki.client(thing_name(tenant.id, rtu.id))
         self.tenants[tenant.id] = tenant

@@ -179,9 +179,14 @@ def notification_ports(settings: RuntimeSettings, notify: NotifySettings) -> Not
 
 @cache
 def export_ports(settings: RuntimeSettings) -> ExportPorts:
-    """Billing exports: final days and the export index (readings table), files (exports bucket),
-    `ExportWritten` on the platform bus."""
-    from hemera.adapters.exports_dynamodb import DynamoExportIndex, export_model
+    """Billing exports: final days, the export index and the tenants' schedules (readings table),
+    files (exports bucket), `ExportWritten` on the platform bus."""
+    from hemera.adapters.exports_dynamodb import (
+        DynamoExportIndex,
+        DynamoExportSchedules,
+        export_model,
+        export_schedules_model,
+    )
     from hemera.adapters.exports_s3 import EventBridgeExportEvents, S3ExportFiles
     from hemera.services.exports import ExportPorts
 
@@ -193,6 +198,7 @@ def export_ports(settings: RuntimeSettings) -> ExportPorts:
         index=DynamoExportIndex(export_model(settings.readings_table, settings.aws, host)),
         files=S3ExportFiles(aws.client(settings.aws, "s3"), settings.exports_bucket),
         events=EventBridgeExportEvents(aws.client(settings.aws, "events"), settings.event_bus),
+        schedules=DynamoExportSchedules(export_schedules_model(settings.readings_table, settings.aws, host)),
     )
 
 

@@ -36,11 +36,9 @@ from hemera.domain.final_series import (
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.services.access import Caller, Role
-from hemera.services.exports import EXPORT_SCHEDULES_ENV_VAR, download_url, encode_schedules
-from hemera.tenants import load_tenant_dir
+from hemera.services.exports import download_url
 from hemera.wiring import export_ports
 from hemera_local.bridge import LambdaContext, cold_start, load_handler, sqs_event
-from tests.conftest import TENANTS_DIR
 
 TENANT = "sul-energia"
 CTX = TenantContext(TENANT)
@@ -84,9 +82,9 @@ def final_day(meter: str, day: date, value: str, version: int = 1, cause: str = 
 
 @pytest.fixture
 def billing(moto_cloud: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The demo tenants' schedules in the function's environment, and October's final days of
-    Sul Energia's meters (1 kWh per interval for sul-m-1001, 2 and 3 kWh for the others)."""
-    monkeypatch.setenv(EXPORT_SCHEDULES_ENV_VAR, encode_schedules(load_tenant_dir(TENANTS_DIR)))
+    """The demo tenants (their schedules stored at onboarding by the cloud fixture), and October's
+    final days of Sul Energia's meters (1 kWh per interval for sul-m-1001, 2 and 3 kWh for the
+    others)."""
     cold_start()
     ports = export_ports(moto_cloud)
     store = ports.final_series

@@ -11,12 +11,18 @@ import boto3
 import pytest
 
 from hemera import aws
-from hemera.adapters.exports_dynamodb import DynamoExportIndex, export_model
-from hemera.adapters.exports_memory import MemoryExportFiles, MemoryExportIndex
+from hemera.adapters.exports_dynamodb import (
+    DynamoExportIndex,
+    DynamoExportSchedules,
+    export_model,
+    export_schedules_model,
+)
+from hemera.adapters.exports_memory import MemoryExportFiles, MemoryExportIndex, MemoryExportSchedules
 from hemera.adapters.exports_s3 import S3ExportFiles
 from hemera.domain.errors import ConcurrentUpdate
 from hemera.domain.tenancy import TenantContext
 from hemera.ports.exports import ChannelDiff, ChannelTotal, Export, ExportedFile, ExportVersion
+from hemera.tenants import ExportSchedule
 
 ACME, ACME_CORP = TenantContext("acme"), TenantContext("acme-corp")
 
@@ -116,3 +122,25 @@ def test_files_live_only_under_the_tenants_exports_prefix(files):
     with pytest.raises(ValueError):
         files.get(ACME_CORP, key)
     assert "20261001-monthly" in files.download_url(ACME, key, "a.csv", 60)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def schedules(request, moto_cloud):
+    if request.param == "memory":
+        return MemoryExportSchedules()
+    host = aws.endpoint_url(moto_cloud.aws, "dynamodb")
+    return DynamoExportSchedules(export_schedules_model(moto_cloud.readings_table, moto_cloud.aws, host))
+
+
+def test_a_tenants_schedules_round_trip_and_stay_in_their_tenant(schedules):
+    acme, corp = TenantContext("acme"), TenantContext("acme-corp")
+    daily = ExportSchedule.model_validate(
+        {"id": "daily-csv", "format": "csv", "period": "previous_day", "at_hour": 2}
+    )
+    monthly = ExportSchedule.model_validate({"id": "monthly", "formats": ["nem12", "csv"], "day_of_month": 3})
+    schedules.put_schedules(acme, [daily, monthly])
+    assert schedules.schedules(acme) == (daily, monthly)
+    assert schedules.schedules(corp) == ()
+    # a tenant file without exports any more clears them
+    schedules.put_schedules(acme, [])
+    assert schedules.schedules(acme) == ()

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hemera.services.exports import due_period, encode_schedules, schedules_from_environ
+from hemera.adapters.exports_memory import MemoryExportSchedules
+from hemera.adapters.memory import MemoryRegistry
+from hemera.services.exports import due_period, register_export_schedules, tenant_schedules
+from hemera.services.onboarding import register_tenant
 from hemera.tenants import ExportSchedule, load_tenant_dir
 from tests.conftest import TENANTS_DIR
 
@@ -78,11 +81,18 @@ def test_a_schedule_names_its_formats_one_way():
         ExportSchedule.model_validate({"id": "s", "format": "csv", "formats": ["txt"]})
 
 
-def test_the_schedules_travel_through_the_environment_unchanged():
+def test_onboarding_stores_every_tenants_schedules_for_the_due_exports_job():
+    # Given the demo tenants onboarded into the registry and the schedule store
     tenants = load_tenant_dir(TENANTS_DIR)
-    decoded = schedules_from_environ({"HEMERA_EXPORT_SCHEDULES": encode_schedules(tenants)})
-    assert decoded == {t.id: t.exports for t in tenants if t.exports}
-    assert schedules_from_environ({}) == {}
+    registry, store = MemoryRegistry(), MemoryExportSchedules()
+    for tenant in tenants:
+        register_tenant(registry, tenant)
+        register_export_schedules(store, tenant)
+    # When the job reads them
+    found = tenant_schedules(registry, store)
+    # Then each tenant's schedules come back as its file declares them
+    assert found == {t.id: t.exports for t in tenants if t.exports}
+    assert tenant_schedules(registry, MemoryExportSchedules()) == {}
 
 
 def test_a_schedule_may_name_only_the_tenants_meters_and_customers(tmp_path):

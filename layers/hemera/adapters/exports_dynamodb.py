@@ -2,7 +2,10 @@
 `T#<tenant>#INDEX` / `EXP#<export id>`, one item per export holding its versions (files, sha256,
 row counts, reasons, diffs) as JSON. Export ids start with the period's first day (`20261001-…`),
 so one Query lists a tenant's exports newest period first and finds those near a changed day.
-The per meter/channel totals stay in the manifests (S3)."""
+The per meter/channel totals stay in the manifests (S3).
+
+The tenant's export schedules (from its tenant file, written at onboarding) are one item:
+`T#<tenant>#EXPORTS` / `SCHEDULES`, the schedules as JSON."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from hemera.ports.exports import (
     ExportVersion,
     index_view,
 )
+from hemera.tenants import ExportSchedule
 
 EXPORT_SK_PREFIX = "EXP#"
 
@@ -51,6 +55,47 @@ class ExportRecord(Model):
 @cache
 def export_model(table_name: str, target: AwsTarget, host: str | None) -> type[ExportRecord]:
     return bind_model(ExportRecord, table_name, target, host)
+
+
+class ExportSchedulesRecord(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#<tenant>#EXPORTS
+    sk = UnicodeAttribute(range_key=True)  # SCHEDULES
+    tenant = UnicodeAttribute()
+    schedules = UnicodeAttribute()  # JSON list of ExportSchedule
+
+
+@cache
+def export_schedules_model(
+    table_name: str, target: AwsTarget, host: str | None
+) -> type[ExportSchedulesRecord]:
+    return bind_model(ExportSchedulesRecord, table_name, target, host)
+
+
+_SCHEDULES_SK = "SCHEDULES"
+
+
+class DynamoExportSchedules:
+    def __init__(self, model: type[ExportSchedulesRecord]) -> None:
+        self._model = model
+
+    def put_schedules(self, ctx: TenantContext, schedules: Sequence[ExportSchedule]) -> None:
+        document = [s.model_dump(mode="json", exclude_defaults=True) for s in schedules]
+        self._model(
+            ctx.key_prefix + "EXPORTS",
+            _SCHEDULES_SK,
+            tenant=ctx.tenant_id,
+            schedules=json.dumps(document, separators=(",", ":"), sort_keys=True),
+        ).save()
+
+    def schedules(self, ctx: TenantContext) -> tuple[ExportSchedule, ...]:
+        try:
+            record = self._model.get(ctx.key_prefix + "EXPORTS", _SCHEDULES_SK, consistent_read=True)
+        except self._model.DoesNotExist:
+            return ()
+        return tuple(ExportSchedule.model_validate(s) for s in json.loads(record.schedules))
 
 
 def _decimals(values: dict[str, Decimal]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from hemera.domain.errors import ConcurrentUpdate
 from hemera.domain.tenancy import TenantContext, validate_id
 from hemera.ports import Page
 from hemera.ports.exports import Export, index_view
+from hemera.tenants import ExportSchedule
 
 
 class MemoryExportIndex:
@@ -78,3 +79,14 @@ class MemoryExportEvents:
         if detail.get("tenant") != ctx.tenant_id:
             raise ValueError("an event carries its own tenant")
         self.details.append(detail)
+
+
+class MemoryExportSchedules:
+    def __init__(self) -> None:
+        self._schedules: dict[str, tuple[ExportSchedule, ...]] = {}
+
+    def put_schedules(self, ctx: TenantContext, schedules: Sequence[ExportSchedule]) -> None:
+        self._schedules[ctx.tenant_id] = tuple(schedules)
+
+    def schedules(self, ctx: TenantContext) -> tuple[ExportSchedule, ...]:
+        return self._schedules.get(ctx.tenant_id, ())

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Page
+from hemera.tenants import ExportSchedule
 
 MANIFEST_NAME = "manifest.json"
 EXPORTS_AREA = "exports"  # the S3 area under a tenant's prefix: tenants/<t>/exports/
@@ -145,3 +146,14 @@ def index_view(export: Export) -> Export:
     """What the index keeps of an export: everything but the per meter/channel totals (those can
     run to thousands of entries; the manifest in S3 holds them)."""
     return replace(export, versions=tuple(replace(v, totals=()) for v in export.versions))
+
+
+class ExportScheduleStore(Protocol):
+    """The tenants' export schedules (from their tenant files, written at onboarding): read by
+    the hourly due-exports job, so adding a tenant needs no redeploy and no environment space."""
+
+    def put_schedules(self, ctx: TenantContext, schedules: Sequence[ExportSchedule]) -> None: ...
+
+    def schedules(self, ctx: TenantContext) -> tuple[ExportSchedule, ...]:
+        """The tenant's schedules (empty when it has none)."""
+        ...

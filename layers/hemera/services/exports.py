@@ -54,13 +54,13 @@ from hemera.ports.exports import (
     ExportEvents,
     ExportFiles,
     ExportIndex,
+    ExportScheduleStore,
     ExportVersion,
 )
 from hemera.ports.final_series import FinalSeriesReader
 from hemera.services.access import Caller, Role, decode_cursor, encode_cursor, owned_meter, page_size
 from hemera.tenants import ExportSchedule, TenantDefinition
 
-EXPORT_SCHEDULES_ENV_VAR = "HEMERA_EXPORT_SCHEDULES"
 # An on-demand export spans at most this many days (two billing months); restatements look this
 # far back for exports that may contain a changed day.
 MAX_EXPORT_DAYS = LONGEST_PERIOD_DAYS
@@ -79,27 +79,19 @@ class ExportPorts:
     index: ExportIndex
     files: ExportFiles
     events: ExportEvents
+    schedules: ExportScheduleStore
 
 
 # --- schedules ---------------------------------------------------------------------------------
-def encode_schedules(tenants: Iterable[TenantDefinition]) -> str:
-    """The tenants' export schedules as the billing function's environment variable (JSON)."""
-    document = {
-        t.id: [s.model_dump(mode="json", exclude_defaults=True) for s in t.exports]
-        for t in tenants
-        if t.exports
-    }
-    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+def register_export_schedules(store: ExportScheduleStore, definition: TenantDefinition) -> None:
+    """Store a tenant file's export schedules (onboarding, and every change of the file)."""
+    store.put_schedules(TenantContext(definition.id), definition.exports)
 
 
-def schedules_from_environ(env: Mapping[str, str]) -> dict[str, tuple[ExportSchedule, ...]]:
-    raw = env.get(EXPORT_SCHEDULES_ENV_VAR)
-    if not raw:
-        return {}
-    return {
-        validate_id(tenant, "tenant"): tuple(ExportSchedule.model_validate(s) for s in schedules)
-        for tenant, schedules in json.loads(raw).items()
-    }
+def tenant_schedules(registry: Registry, store: ExportScheduleStore) -> dict[str, tuple[ExportSchedule, ...]]:
+    """Every registered tenant's export schedules (tenants without any are left out)."""
+    found = {t.id: store.schedules(TenantContext(t.id)) for t in registry.list_tenants()}
+    return {tenant: schedules for tenant, schedules in found.items() if schedules}
 
 
 def _month_start(day: date, months_back: int = 0) -> date:

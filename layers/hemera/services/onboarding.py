@@ -7,7 +7,9 @@ from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Registry
 from hemera.ports.alarms import AlarmSettingsStore
+from hemera.ports.exports import ExportScheduleStore
 from hemera.services.alarms import register_alarm_settings
+from hemera.services.exports import register_export_schedules
 from hemera.tenants import MeterDef, TenantDefinition
 
 
@@ -57,11 +59,15 @@ def _tariff(definition: TenantDefinition, meter: MeterDef) -> MeterTariff | None
 
 
 def onboard_tenant(
-    registry: Registry, alarm_settings: AlarmSettingsStore, definition: TenantDefinition
+    registry: Registry,
+    alarm_settings: AlarmSettingsStore,
+    export_schedules: ExportScheduleStore,
+    definition: TenantDefinition,
 ) -> int:
-    """Everything the running platform keeps of a tenant file: the registry (`register_tenant`)
-    and the alarm settings (thresholds, nominal voltage, contracts; `register_alarm_settings`).
-    Idempotent; returns the number of meters registered."""
+    """Everything the running platform keeps of a tenant file: the registry (`register_tenant`),
+    the alarm settings (thresholds, nominal voltage, contracts; `register_alarm_settings`) and the
+    export schedules (`register_export_schedules`). Idempotent; returns the number of meters."""
     meters = register_tenant(registry, definition)
     register_alarm_settings(alarm_settings, definition)
+    register_export_schedules(export_schedules, definition)
     return meters
