@@ -33,6 +33,13 @@ def hd500_envelope(
     frame = DlmsFrame(
         kind=FrameKind.LOAD_PROFILE, obis=LOAD_PROFILE_OBIS, class_id=7, attribute=2, data=data.hex()
     )
+    return hd500_frames_envelope(tenant, device, meter, datetime.now(UTC), [frame], seq)
+
+
+def hd500_frames_envelope(
+    tenant: str, device: str, meter: str, collected_at: datetime, frames: list[DlmsFrame], seq: int = 1
+) -> Envelope:
+    """An hd500 (DLMS) envelope carrying `frames` as the agent would send them."""
     return build_envelope(
         tenant=tenant,
         device=device,
@@ -40,6 +47,6 @@ def hd500_envelope(
         model="hd500",
         protocol=Protocol.DLMS,
         seq=seq,
-        collected_at=datetime.now(UTC),
-        frames=[frame],
+        collected_at=collected_at,
+        frames=frames,
     )

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from hemera.domain.dlms.axdr import encode_datetime
 from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol, build_envelope
+from tests.dlms_builders import hd500_frames_envelope
 
 STANDARD_LOG, FRAUD_LOG, POWER_FAILURE_LOG = "0.0.99.98.0.255", "0.0.99.98.1.255", "1.0.99.97.0.255"
 
@@ -38,16 +39,7 @@ def hd500_events_envelope(
         DlmsFrame(kind=FrameKind.EVENTS, obis=obis, class_id=7, attribute=2, data=data.hex())
         for obis, data in logs.items()
     ]
-    return build_envelope(
-        tenant=tenant,
-        device=device,
-        meter=meter,
-        model="hd500",
-        protocol=Protocol.DLMS,
-        seq=seq,
-        collected_at=collected_at,
-        frames=frames,
-    )
+    return hd500_frames_envelope(tenant, device, meter, collected_at, frames, seq)
 
 
 # hd500 energy registers, attribute 2 (value) as long64-unsigned Wh, plus what the agent reads too.
@@ -68,16 +60,7 @@ def hd500_registers_envelope(
         DlmsFrame(kind=FrameKind.REGISTERS, obis=obis, class_id=class_id, attribute=attribute, data=data)
         for obis, class_id, attribute, data in HD500_REGISTER_FRAMES
     ]
-    return build_envelope(
-        tenant=tenant,
-        device=device,
-        meter=meter,
-        model="hd500",
-        protocol=Protocol.DLMS,
-        seq=seq,
-        collected_at=collected_at,
-        frames=frames,
-    )
+    return hd500_frames_envelope(tenant, device, meter, collected_at, frames, seq)
 
 
 # mx40 energy group 512-525, CDAB (least significant word first):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol, build_envelope
+from tests.dlms_builders import hd500_frames_envelope
 
 # mx40 (CDAB word order): the two register runs of its `instantaneous` group.
 # 256-258: voltage L1-L3, u16, 0.1 V -> 230.1, 229.8, 230.5 V
@@ -81,13 +82,4 @@ def hd500_instantaneous_envelope(
             data=SCALER_UNIT_VOLT,
         )
     )
-    return build_envelope(
-        tenant=tenant,
-        device=device,
-        meter=meter,
-        model="hd500",
-        protocol=Protocol.DLMS,
-        seq=seq,
-        collected_at=collected_at,
-        frames=frames,
-    )
+    return hd500_frames_envelope(tenant, device, meter, collected_at, frames, seq)

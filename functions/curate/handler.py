@@ -22,10 +22,8 @@ from hemera.observability import logger, metrics, tracer
 from hemera.services.curate import (
     ChangeNotLanded,
     CuratePorts,
-    DayChanged,
-    MalformedChangeEvent,
+    changes_of_messages,
     curate_changes,
-    forwarded_changes,
 )
 from hemera.wiring import curate_ports
 
@@ -35,26 +33,12 @@ def _ports() -> CuratePorts:
     return curate_ports(RuntimeSettings.from_environ(os.environ))
 
 
-def announced_changes(body: str) -> tuple[DayChanged, ...]:
-    """The changes announced in one SQS body: the event CURATE_RULE forwarded."""
-    return forwarded_changes(body, CURATE_RULE.source, CURATE_RULE.detail_type)
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    changes: dict[str, tuple[DayChanged, ...]] = {}
-    failed: list[str] = []
-    for record in SQSEvent(event).records:
-        try:
-            changes[record.message_id] = announced_changes(record.body)
-        except MalformedChangeEvent as error:
-            # Retried like any failure, then kept in the DLQ for a person to look at.
-            logger.error(
-                "not a change announcement", extra={"message_id": record.message_id, "detail": str(error)}
-            )
-            failed.append(record.message_id)
+    messages = ((record.message_id, record.body) for record in SQSEvent(event).records)
+    changes, failed = changes_of_messages(messages, CURATE_RULE.source, CURATE_RULE.detail_type)
     outcome = curate_changes(changes, _ports(), datetime.now(UTC))
     for record_id, failure in outcome.failures.items():
         first = changes[record_id][0]  # an event lists the changes of one tenant

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hemera.config import RuntimeSettings
 from hemera.definitions import VEE_RULE
 from hemera.observability import logger, metrics, tracer
-from hemera.services.curate import ChangeNotLanded, DayChanged, MalformedChangeEvent, forwarded_changes
+from hemera.services.curate import ChangeNotLanded, changes_of_messages
 from hemera.services.vee import (
     SWEEP_JOB,
     VeePorts,
@@ -38,27 +38,14 @@ def _ports() -> VeePorts:
     return vee_ports(RuntimeSettings.from_environ(os.environ), vee_settings_from_environ(os.environ))
 
 
-def announced_changes(body: str) -> tuple[DayChanged, ...]:
-    """The changes announced in one SQS body: the event VEE_RULE forwarded."""
-    return forwarded_changes(body, VEE_RULE.source, VEE_RULE.detail_type)
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("job") == SWEEP_JOB:
         return _sweep(context)
-    changes: dict[str, tuple[DayChanged, ...]] = {}
-    failed: list[str] = []
-    for record in SQSEvent(event).records:
-        try:
-            changes[record.message_id] = announced_changes(record.body)
-        except MalformedChangeEvent as error:
-            logger.error(
-                "not a change announcement", extra={"message_id": record.message_id, "detail": str(error)}
-            )
-            failed.append(record.message_id)
+    messages = ((record.message_id, record.body) for record in SQSEvent(event).records)
+    changes, failed = changes_of_messages(messages, VEE_RULE.source, VEE_RULE.detail_type)
     outcome = on_days_changed(_ports(), changes, datetime.now(UTC))
     for record_id, failure in outcome.failures.items():
         first = changes[record_id][0]  # an event lists the changes of one tenant

@@ -19,6 +19,7 @@ from hemera.domain.events_decode import (
 )
 from hemera.domain.meter_events import EventType, Subject
 from hemera.domain.readings import Channel
+from tests.dlms_builders import hd500_frames_envelope
 from tests.event_builders import (
     FRAUD_LOG,
     POWER_FAILURE_LOG,
@@ -131,16 +132,7 @@ def test_mx40_energy_registers_follow_the_cdab_map_and_scale_to_the_primary_side
 
 def test_a_register_frame_of_an_object_the_model_lacks_is_malformed():
     frame = DlmsFrame(kind=FrameKind.REGISTERS, obis="1.0.9.8.0.255", class_id=3, attribute=2, data="1100")
-    envelope = build_envelope(
-        tenant="acme",
-        device="rtu-1",
-        meter="m-1",
-        model="hd500",
-        protocol=Protocol.DLMS,
-        seq=1,
-        collected_at=COLLECTED,
-        frames=[frame],
-    )
+    envelope = hd500_frames_envelope("acme", "rtu-1", "m-1", COLLECTED, [frame], 1)
     with pytest.raises(MalformedFrame, match="not a register of model hd500"):
         decode_registers(envelope)
 

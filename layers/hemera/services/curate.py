@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from hemera.domain.errors import HemeraError, InvalidTenantId
 from hemera.domain.readings import Channel
 from hemera.domain.series import SeriesKey
 from hemera.domain.tenancy import TenantContext, validate_id
+from hemera.observability import logger
 from hemera.ports import ReadingStore, SeriesDay
 from hemera.ports.curated import CuratedWriter
 
@@ -62,6 +63,23 @@ def forwarded_changes(body: str, source: str, detail_type: str) -> tuple[DayChan
         return changes_of_detail(event["detail"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MalformedChangeEvent(f"not an EventBridge event: {exc}") from exc
+
+
+def changes_of_messages(
+    messages: Iterable[tuple[str, str]], source: str, detail_type: str
+) -> tuple[dict[str, tuple[DayChanged, ...]], list[str]]:
+    """(changes by message id, ids of malformed messages) of a batch of (message id, body): the
+    malformed ones are logged and reported as failures, so SQS retries them and then keeps them in
+    the DLQ for a person to look at."""
+    changes: dict[str, tuple[DayChanged, ...]] = {}
+    failed: list[str] = []
+    for message_id, body in messages:
+        try:
+            changes[message_id] = forwarded_changes(body, source, detail_type)
+        except MalformedChangeEvent as error:
+            logger.error("not a change announcement", extra={"message_id": message_id, "detail": str(error)})
+            failed.append(message_id)
+    return changes, failed
 
 
 def changes_of_detail(detail: Mapping[str, Any]) -> tuple[DayChanged, ...]:
