@@ -217,7 +217,8 @@ def load_profile_document(profile: FinalProfile) -> dict[str, Any]:
         "from": profile.start.astimezone(zone).isoformat(),
         "to": profile.end.astimezone(zone).isoformat(),
         "summary": {
-            "intervals": len(intervals),
+            # Intervals with a value: a final day also lists the ones nothing could fill (null).
+            "intervals": sum(1 for r in profile.intervals if r.value is not None),
             "expected_intervals": expected,
             "total": number(sum((r.value for r in profile.intervals if r.value is not None), Decimal(0))),
         },
