@@ -5,8 +5,9 @@ One poll cycle, per meter: read every window after the meter's last captured int
 windows into envelopes of at most `max_intervals_per_envelope` intervals, and store each one in
 the outbox (`hemera_agent.buffer`). Then, when due, the other readings of the meter: energy
 registers (`registers_every_seconds`, daily), instantaneous values (`instantaneous_every_seconds`)
-and, on DLMS meters, the event logs since the last read (`events_every_seconds`) - one envelope
-per reading, its read time kept in the outbox with it so a restart neither repeats nor skips one.
+and the event logs since the last read (`events_every_seconds`; DLMS meters, and Modbus meters
+whose model maps an event log) - one envelope per reading, its read time kept in the outbox with
+it so a restart neither repeats nor skips one.
 A separate forwarder publishes the outbox in order and deletes each message after its PUBACK;
 while the broker is unreachable the outbox grows (bounded, with an overflow policy) and after a
 reconnect it drains in order.
@@ -77,8 +78,8 @@ log = logging.getLogger("hemera_agent.agent")
 
 STOP_GRACE_SECONDS = 0.5
 
-# The readings besides the load profile, and the Modbus map group each one reads. Modbus maps
-# have no event log, so `events` is read from DLMS meters only.
+# The readings besides the load profile, and the Modbus map group each one reads. A Modbus event
+# log is not a register group but a cursor and a window (`_collect_modbus_events`).
 MODBUS_GROUPS: dict[FrameKind, RegisterGroup] = {
     FrameKind.REGISTERS: "energy",
     FrameKind.INSTANTANEOUS: "instantaneous",
@@ -493,7 +494,8 @@ class Agent:
     async def _collect_modbus_readouts(
         self, client: ModbusClient, meter: MeterConfig, report: CycleReport
     ) -> None:
-        """Energy registers and instantaneous values that are due, one read per register run."""
+        """Energy registers and instantaneous values that are due, one read per register run;
+        the event log when due and the model has one."""
         model = self._models[meter.id]
         reader = LoadProfileReader(client, meter.id, meter.unit_id, model)
         for kind, group in MODBUS_GROUPS.items():
@@ -501,6 +503,27 @@ class Agent:
             if self._due(kind, meter.id, now):
                 frames = await reader.read_group(group, kind)
                 self._store_readout(meter, model.model, Protocol.MODBUS, kind, frames, report, now)
+        now = self.clock.now()
+        if model.event_log is not None and self._due(FrameKind.EVENTS, meter.id, now):
+            await self._collect_modbus_events(reader, meter, report, now)
+
+    async def _collect_modbus_events(
+        self, reader: LoadProfileReader, meter: MeterConfig, report: CycleReport, now: datetime
+    ) -> None:
+        """The event-log entries stamped since the newest one already in the outbox (meter clock,
+        the DLMS path's mark; the first time: the backfill), in one envelope; none, no envelope.
+
+        The mark moves past the newest entry only after the envelope is stored: a crash in between
+        re-reads (and re-sends) those entries, it never skips one; the cloud keeps each once.
+        """
+        since_key = f"events-since:{meter.id}"
+        since = self.buffer.schedule_mark(since_key) or now - self.config.backfill
+        read = await reader.event_windows(since)
+        frames = [w.frame for w in read.windows]
+        self._store_readout(meter, reader.model.model, Protocol.MODBUS, FrameKind.EVENTS, frames, report, now)
+        next_since = read.next_since()
+        if next_since is not None:
+            self.buffer.set_schedule_mark(since_key, next_since)
 
     async def _read_dlms_objects(
         self, meter: MeterConfig, kinds: Sequence[FrameKind], events_since: datetime | None = None

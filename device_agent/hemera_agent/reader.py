@@ -11,6 +11,11 @@ the record timestamps, because the cursor protocol needs them to know where to c
 
 Intervals the meter never recorded (it was off) are simply not in any window: the agent leaves the
 gap for the cloud's VEE to see, it never fills it.
+
+A model with an event log (`EventLogSpec`) is read the same way (`LoadProfileReader.event_windows`):
+write the meter-clock epoch of the oldest wanted entry to the log's cursor, read its window; a full
+window may have more entries, so continue from its newest time stamp (the entries of that second
+come again; the cloud keeps each event once).
 """
 
 from __future__ import annotations
@@ -80,6 +85,36 @@ class ProfileWindow:
 
     frame: ModbusFrame
     interval_starts: tuple[datetime, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventWindow:
+    """One event-log window as read: the raw frame and the time stamps (meter clock) it holds."""
+
+    frame: ModbusFrame
+    stamps: tuple[datetime, ...]
+
+
+# Windows one event read may take (a log that keeps answering full windows is cut off here; the
+# next read continues from the newest entry shipped).
+MAX_EVENT_WINDOWS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class EventLogRead:
+    """The windows of one event-log read; `cut_off` when it stopped at `MAX_EVENT_WINDOWS` on a
+    full window (the log may hold more)."""
+
+    windows: tuple[EventWindow, ...]
+    cut_off: bool = False
+
+    def next_since(self) -> datetime | None:
+        """Where the next read starts (None: nothing was read). Past the newest entry's second;
+        at that second after a cut-off, whose later entries may not have been read yet."""
+        stamps = [stamp for w in self.windows for stamp in w.stamps]
+        if not stamps:
+            return None
+        return max(stamps) if self.cut_off else max(stamps) + timedelta(seconds=1)
 
 
 def _epoch(moment: datetime) -> int:
@@ -213,6 +248,58 @@ class LoadProfileReader:
                 return
             yield window
             cursor = window.interval_starts[-1] + self.interval
+
+    async def read_event_window(self, cursor: datetime) -> EventWindow:
+        """Point the event-log cursor at `cursor` (meter clock) and read one window."""
+        log = self.model.event_log
+        if log is None:
+            raise MeterReadError(f"meter model {self.model.model} has no event log")
+        order = self.model.word_order
+        await self._write(log.cursor_address, encode_value(_epoch(cursor), log.timestamp.type, order))
+        registers = await self._read(log.window_address, log.window_registers)
+        stamps: list[datetime] = []
+        empty = False
+        for base in range(0, len(registers), log.record_size):
+            epoch = int(decode_value(registers, base + log.timestamp.offset, log.timestamp.type, order))
+            if not epoch:
+                empty = True
+                continue
+            if empty or epoch < _epoch(cursor):
+                raise MeterAnsweredGarbage(
+                    f"meter {self.meter_id}: event window for {cursor.isoformat()} holds an entry "
+                    "before the cursor or after an empty slot"
+                )
+            stamps.append(datetime.fromtimestamp(epoch, UTC))
+        frame = ModbusFrame(
+            kind=FrameKind.EVENTS,
+            unit_id=self.unit_id,
+            function=READ_HOLDING_REGISTERS,
+            address=log.window_address,
+            count=len(registers),
+            data=b"".join(r.to_bytes(2, "big") for r in registers).hex(),
+        )
+        return EventWindow(frame, tuple(stamps))
+
+    async def event_windows(self, since: datetime) -> EventLogRead:
+        """The event-log windows holding the entries stamped at or after `since` (meter clock);
+        none when there are none. Stops at `MAX_EVENT_WINDOWS`."""
+        log = self.model.event_log
+        if log is None:
+            return EventLogRead(())
+        windows: list[EventWindow] = []
+        cursor = since.replace(microsecond=0)
+        while True:
+            window = await self.read_event_window(cursor)
+            if not window.stamps:
+                return EventLogRead(tuple(windows))
+            windows.append(window)
+            if len(window.stamps) < log.records_per_window:
+                return EventLogRead(tuple(windows))
+            if len(windows) == MAX_EVENT_WINDOWS:
+                return EventLogRead(tuple(windows), cut_off=True)
+            newest = max(window.stamps)
+            # A full window of one second would come back the same: step past that second.
+            cursor = newest if newest > cursor else cursor + timedelta(seconds=1)
 
     async def windows_between(self, first: datetime, last: datetime) -> AsyncIterator[ProfileWindow]:
         """Every window holding records whose start is in [first, last] (an on-demand re-read).

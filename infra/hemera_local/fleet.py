@@ -20,6 +20,7 @@ local cloud is running (it reads the broker from `<state_dir>/local.json`).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import secrets
 import signal
@@ -228,7 +229,10 @@ def run_fleet(
                 for meter in (m for m in tenant.meters_of(rtu.id) if m.protocol == "dlms"):
                     password = secrets.token_hex(8)
                     simulator = DlmsMeterSimulator(
-                        dlms_meter(tenant, meter, password.encode()),
+                        dataclasses.replace(
+                            dlms_meter(tenant, meter, password.encode()),
+                            faults=tuple(faults.get(meter.id, ())),
+                        ),
                         clock=clock,
                         history_start=history_start,
                         host=host,

@@ -13,6 +13,7 @@ from hemera.domain.errors import MalformedEnvelope, MalformedFrame, TopicMismatc
 from hemera.domain.events_decode import (
     decode_meter_events,
     decode_registers,
+    events_translated,
     parse_rtu_event,
     registers_on_primary_side,
     rtu_meter_event,
@@ -90,7 +91,9 @@ def test_a_malformed_event_log_frame_is_a_malformed_frame(obis, data, words):
         decode_meter_events(envelope)
 
 
-def test_modbus_event_frames_are_not_decoded_no_model_has_an_event_map():
+def test_a_modbus_event_frame_outside_the_models_event_window_is_malformed():
+    """mx40's event log is a window at 4610 (tests/unit/test_modbus_event_log.py decodes it): a
+    frame at another address is not a log the model has, so the envelope is quarantined."""
     frame = ModbusFrame(kind=FrameKind.EVENTS, unit_id=1, function=3, address=900, count=1, data="0001")
     envelope = build_envelope(
         tenant="acme",
@@ -102,7 +105,9 @@ def test_modbus_event_frames_are_not_decoded_no_model_has_an_event_map():
         collected_at=COLLECTED,
         frames=[frame],
     )
-    assert decode_meter_events(envelope) == []
+    assert events_translated(envelope)
+    with pytest.raises(MalformedFrame, match="event-log window"):
+        decode_meter_events(envelope)
 
 
 def test_hd500_energy_registers_are_decoded_in_kwh_at_the_collection_second():

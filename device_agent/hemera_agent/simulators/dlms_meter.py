@@ -18,26 +18,33 @@ Objects (OBIS, class, type, scaler/unit as the HD-500 model file states them):
 - instantaneous values, from the newest completed interval: voltage L1-L3 1.0.32/52/72.7.0
   (V, scaler -1, long-unsigned), current L1-L3 1.0.31/51/71.7.0 (A, scaler -2,
   double-long-unsigned, balanced phases), power factor 1.0.13.7.0 (scaler -3, long),
-  frequency 1.0.14.7.0 (Hz, scaler -2, long-unsigned); voltage carries deterministic noise;
+  frequency 1.0.14.7.0 (Hz, scaler -2, long-unsigned); voltage carries deterministic noise; the
+  scenario faults active now apply as on the Modbus meter (`scenario.faulted_instantaneous`: a
+  lost phase reads 0 V / 0 A, reverse energy a negative power factor, an outage all zeros);
 - load profile 1.0.99.1.0.255 (7): capture objects clock + 1.0.1.29.0 / 2.29.0 / 3.29.0 / 4.29.0
   (energy of the interval, Wh/varh scaler 0, double-long-unsigned), 15-min capture period. The
   clock column is the END of the interval (captured at 00:15 for 00:00-00:15), as most DLMS
   meters do. Readable whole, by range (selector 1: rows whose clock is within [from, to],
   inclusive) and by entry (selector 2). Values are `profile.interval_energy` of the interval;
-- event logs (7) standard 0.0.99.98.0, fraud 0.0.99.98.1, power failure 1.0.99.97.0: capture
-  objects clock + event code (0.0.96.11.x.255, unsigned), IDIS codes. A fixed timeline relative
-  to the history start, shown once the clock has passed it: standard 255 "event log cleared" at
-  the start; fraud 40/41 terminal cover removed/closed at +6 h / +6 h 05 min; power failure
-  1/2 power down/up at +12 h / +12 h 05 min (markers only: the load profile has no gap);
-  remote disconnect/reconnect add 59/60 to the standard log. A meter given scenario `faults`
-  (`scenario.py`: `outage`, `tamper`) logs those instead of the fixed fraud and power-failure
+- event logs (7) standard 0.0.99.98.0, fraud 0.0.99.98.1, power failure 1.0.99.97.0, power
+  quality 0.0.99.98.4: capture objects clock + event code (0.0.96.11.x.255, unsigned), IDIS
+  codes. A fixed timeline relative to the history start, shown once the clock has passed it:
+  standard 255 "event log cleared" at the start; fraud 40/41 terminal cover removed/closed at
+  +6 h / +6 h 05 min; power failure 1/2 power down/up at +12 h / +12 h 05 min (markers only: the
+  load profile has no gap); power quality nothing; remote disconnect/reconnect add 59/60 to the
+  standard log. A meter given scenario `faults` (`scenario.py`: `outage`, `tamper`,
+  `phase_loss`, `reverse_energy`) logs those instead of the fixed fraud and power-failure
   markers, stamped by its clock: 1/2 at an outage's start/end, 40/41 (cover) or 42/43 (strong
-  magnetic field) at a tamper's start/end (event markers only, here too);
+  magnetic field) at a tamper's start/end, 82/83/84 (missing voltage L1/L2/L3) and 85/86/87
+  (voltage L1/L2/L3 normal) in the power quality log at a phase loss's start/end, and the
+  HD-500's own codes 231/232 (reverse energy started/ended; IDIS has none) in the fraud log at a
+  reverse-energy window's start/end (event markers only, here too: the load profile and the
+  registers are the healthy meter's);
 - disconnect control 0.0.96.3.10.255 (70): output state, control state, control mode 1;
   methods 1 remote_disconnect and 2 remote_reconnect.
 
 Run in-process (`DlmsMeterSimulator(...).start()`, `.port`, `.stop()`) or as a process:
-`python -m hemera_agent.simulators.dlms_meter --port P --tenant-file F --meter ID`.
+`python -m hemera_agent.simulators.dlms_meter --port P --tenant-file F --meter ID [--scenario S]`.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -77,8 +84,20 @@ from hemera.domain.readings import Channel
 from hemera.tenants import LoadClass, MeterDef, TenantDefinition, load_tenant_file
 from hemera_agent.clock import Clock, SimClock, utc_now
 from hemera_agent.simulators.gurux_shims import ServerReply, ShimmedServer, fill_association_object_list
-from hemera_agent.simulators.profile import IntervalEnergy, interval_energy, meter_seed, nominal_supply
-from hemera_agent.simulators.scenario import EventKind, Fault, meter_events
+from hemera_agent.simulators.profile import (
+    Instantaneous,
+    IntervalEnergy,
+    interval_energy,
+    meter_seed,
+    nominal_supply,
+)
+from hemera_agent.simulators.scenario import (
+    EventKind,
+    Fault,
+    faulted_instantaneous,
+    load_scenario,
+    meter_events,
+)
 
 log = logging.getLogger("hemera_agent.simulator.dlms")
 
@@ -93,11 +112,24 @@ EVENT_POWER_DOWN, EVENT_POWER_UP = 1, 2
 EVENT_COVER_REMOVED, EVENT_COVER_CLOSED = 40, 41
 EVENT_MAGNETIC_FIELD, EVENT_MAGNETIC_FIELD_GONE = 42, 43
 EVENT_REMOTE_DISCONNECT, EVENT_REMOTE_RECONNECT = 59, 60
+EVENT_MISSING_VOLTAGE = (82, 83, 84)  # L1, L2, L3
+EVENT_VOLTAGE_NORMAL = (85, 86, 87)
 EVENT_LOG_CLEARED = 255
+# The HD-500's own codes (meter_models/hd500.yaml `event_codes:`): IDIS has no reverse energy.
+EVENT_REVERSE_ENERGY, EVENT_REVERSE_ENERGY_CLEARED = 231, 232
 
 CLOCK = "0.0.1.0.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
 STANDARD_LOG, FRAUD_LOG, POWER_FAILURE_LOG = "0.0.99.98.0.255", "0.0.99.98.1.255", "1.0.99.97.0.255"
+POWER_QUALITY_LOG = "0.0.99.98.4.255"
+# Each log's event code object (IDIS numbers the power quality log's code 0.0.96.11.4).
+EVENT_CODE_OBJECTS = {
+    STANDARD_LOG: "0.0.96.11.0.255",
+    FRAUD_LOG: "0.0.96.11.1.255",
+    POWER_FAILURE_LOG: "0.0.96.11.2.255",
+    POWER_QUALITY_LOG: "0.0.96.11.4.255",
+}
+_FAULT_LOGS = (FRAUD_LOG, POWER_FAILURE_LOG, POWER_QUALITY_LOG)
 DISCONNECT_CONTROL = "0.0.96.3.10.255"
 ENERGY_TOTALS = {
     Channel.ACTIVE_IMPORT: ("1.0.1.8.0.255", UNIT_WH),
@@ -141,7 +173,8 @@ class DlmsMeter:
     nominal_hz: float = 60.0
     # The tenant's country: its national holidays shape the load like Sundays (profile.py).
     country: str | None = None
-    # Scenario faults whose events the logs carry (outage, tamper); none: the fixed markers.
+    # Scenario faults whose events the logs carry and whose effect the instantaneous values show
+    # (outage, tamper, phase loss, reverse energy); none: the fixed markers.
     faults: tuple[Fault, ...] = ()
 
 
@@ -192,7 +225,7 @@ class DlmsMeterState:
 
     def events(self, log_obis: str) -> list[tuple[datetime, int]]:
         """The entries of an event log that the clock has reached, oldest first."""
-        if self.meter.faults and log_obis in (FRAUD_LOG, POWER_FAILURE_LOG):
+        if self.meter.faults and log_obis in _FAULT_LOGS:
             return self._fault_events(log_obis)
         start = self.history_start
         timeline = {
@@ -205,11 +238,13 @@ class DlmsMeterState:
                 (start + timedelta(hours=12), EVENT_POWER_DOWN),
                 (start + timedelta(hours=12, minutes=5), EVENT_POWER_UP),
             ],
+            POWER_QUALITY_LOG: [],
         }[log_obis]
         return sorted((at, code) for at, code in timeline if at <= self.now)
 
     def _fault_events(self, log_obis: str) -> list[tuple[datetime, int]]:
-        """The scenario faults' entries of the fraud or power-failure log, by the meter's clock."""
+        """The scenario faults' entries of the fraud, power-failure or power quality log, by the
+        meter's clock."""
         codes = {
             POWER_FAILURE_LOG: {EventKind.POWER_DOWN: EVENT_POWER_DOWN, EventKind.POWER_UP: EVENT_POWER_UP},
             FRAUD_LOG: {
@@ -217,16 +252,25 @@ class DlmsMeterState:
                 EventKind.COVER_CLOSED: EVENT_COVER_CLOSED,
                 EventKind.MAGNETIC_TAMPER: EVENT_MAGNETIC_FIELD,
                 EventKind.MAGNETIC_TAMPER_CLEARED: EVENT_MAGNETIC_FIELD_GONE,
+                EventKind.REVERSE_ENERGY: EVENT_REVERSE_ENERGY,
+                EventKind.REVERSE_ENERGY_CLEARED: EVENT_REVERSE_ENERGY_CLEARED,
             },
+            POWER_QUALITY_LOG: {},
         }[log_obis]
-        return [
-            (e.meter_time.replace(microsecond=0), codes[e.kind])
-            for e in meter_events(self.meter.faults, self.now)
-            if e.kind in codes
-        ]
+        entries = []
+        for e in meter_events(self.meter.faults, self.now):
+            if log_obis == POWER_QUALITY_LOG and e.kind in _PHASE_CODES:
+                code = _PHASE_CODES[e.kind][_phase_index(e.detail)]
+            elif e.kind in codes:
+                code = codes[e.kind]
+            else:
+                continue
+            entries.append((e.meter_time.replace(microsecond=0), code))
+        return entries
 
     def instantaneous(self) -> dict[str, int]:
-        """Raw (scaled) instantaneous values from the newest completed interval."""
+        """Raw (scaled) instantaneous values: the healthy meter's from the newest completed
+        interval, under the scenario faults active now."""
         m = self.meter
         if self.rows:
             captured, energy = self.rows[-1]
@@ -236,12 +280,28 @@ class DlmsMeterState:
         p = energy.active_import_wh * per_hour
         q = (energy.reactive_import_varh - energy.reactive_export_varh) * per_hour
         pf = p / math.hypot(p, q) if p else 1.0
-        values: dict[str, int] = {POWER_FACTOR: round(pf * 1000), FREQUENCY: round(m.nominal_hz * 100)}
-        for phase, (v_obis, a_obis) in enumerate(zip(VOLTAGE, CURRENT, strict=True)):
+        voltages, currents = [], []
+        for phase in range(3):
             digest = hashlib.sha256(f"{m.seed}|{int(captured.timestamp())}|L{phase + 1}".encode()).digest()
             volts = m.nominal_voltage * (1 + 0.02 * (int.from_bytes(digest[:4], "big") / 2**32 - 0.5))
-            values[v_obis] = round(volts * 10)
-            values[a_obis] = round(p / (3 * volts * pf) * 100) if p else 0
+            voltages.append(volts)
+            currents.append(p / (3 * volts * pf) if p else 0.0)
+        healthy = Instantaneous(
+            voltage_v=(voltages[0], voltages[1], voltages[2]),
+            current_a=(currents[0], currents[1], currents[2]),
+            active_power_w=p,
+            reactive_power_var=q,
+            power_factor=pf,
+            frequency_hz=m.nominal_hz,
+        )
+        measured = faulted_instantaneous(healthy, self.now, m.faults, nominal_v=m.nominal_voltage)
+        values: dict[str, int] = {
+            POWER_FACTOR: round(measured.power_factor * 1000),
+            FREQUENCY: round(measured.frequency_hz * 100),
+        }
+        for phase, (v_obis, a_obis) in enumerate(zip(VOLTAGE, CURRENT, strict=True)):
+            values[v_obis] = round(measured.voltage_v[phase] * 10)
+            values[a_obis] = round(measured.current_a[phase] * 100)
         return values
 
     def operate_relay(self, connect: bool) -> None:
@@ -250,6 +310,17 @@ class DlmsMeterState:
             self.relay_events.append(
                 (self.now, EVENT_REMOTE_RECONNECT if connect else EVENT_REMOTE_DISCONNECT)
             )
+
+
+# Phase events and their IDIS codes per phase (L1, L2, L3) in the power quality log.
+_PHASE_CODES = {EventKind.PHASE_LOSS: EVENT_MISSING_VOLTAGE, EventKind.PHASE_RESTORED: EVENT_VOLTAGE_NORMAL}
+
+
+def _phase_index(detail: str) -> int:
+    """0..2 from a scenario phase event's detail ("L1".."L3")."""
+    if detail not in ("L1", "L2", "L3"):
+        raise ValueError(f"a phase event names its phase L1-L3, not {detail!r}")
+    return int(detail[1]) - 1
 
 
 def _scaler_unit(scaler: int, unit: int) -> bytes:
@@ -450,8 +521,8 @@ def build_objects(state: DlmsMeterState, password: bytes) -> list[GXDLMSObject]:
     objects.append(
         _LiveProfile(LOAD_PROFILE, [clock, *interval_regs], state.meter.interval_minutes * 60, profile_rows)
     )
-    for index, log_obis in enumerate((STANDARD_LOG, FRAUD_LOG, POWER_FAILURE_LOG)):
-        code = GXDLMSData(f"0.0.96.11.{index}.255")
+    for log_obis, code_obis in EVENT_CODE_OBJECTS.items():
+        code = GXDLMSData(code_obis)
         code.setDataType(2, DataType.UINT8)
         code.value = 0
 
@@ -632,17 +703,25 @@ def _read_wrapper_frame(sock: socket.socket) -> bytes | None:
     return None if body is None else header + body
 
 
-def meter_from_tenant(tenant_file: Path, meter_id: str, password: bytes) -> DlmsMeter:
+def meter_from_tenant(
+    tenant_file: Path, meter_id: str, password: bytes, scenario: Path | None = None
+) -> DlmsMeter:
+    """A meter of a tenant file, with the faults a scenario file gives it (if any)."""
     tenant = load_tenant_file(tenant_file)
     meter = next((m for m in tenant.meters if m.id == meter_id), None)
     if meter is None:
         raise SystemExit(f"no meter {meter_id!r} in {tenant_file}")
-    return dlms_meter(tenant, meter, password)
+    simulated = dlms_meter(tenant, meter, password)
+    if scenario is None:
+        return simulated
+    return replace(simulated, faults=load_scenario(scenario).faults_for(tenant.id, meter_id))
 
 
 def dlms_meter(tenant: TenantDefinition, meter: MeterDef, password: bytes) -> DlmsMeter:
     """The simulated DLMS meter for a meter of a tenant definition."""
     voltage, hertz = nominal_supply(tenant.country)
+    # The tenant's network voltage when its file states one (what the alarm band is judged on).
+    voltage = tenant.nominal_voltage_v or voltage
     return DlmsMeter(
         meter_id=meter.id,
         load_class=tenant.customer(meter.customer).load_class,
@@ -668,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--password", default="00000000", help="LLS password")
     parser.add_argument("--history-hours", type=float, default=24.0)
     parser.add_argument("--history-start", type=datetime.fromisoformat, default=None)
+    parser.add_argument("--scenario", type=Path, default=None, help="scenario file with the meter's faults")
     parser.add_argument(
         "--speed",
         type=float,
@@ -681,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if history_start.tzinfo is None:
         parser.error("--history-start needs a UTC offset")
     clock: Clock = SimClock(start=utc_now() if args.speed == 1 else history_start, speed=args.speed)
-    meter = meter_from_tenant(args.tenant_file, args.meter, args.password.encode())
+    meter = meter_from_tenant(args.tenant_file, args.meter, args.password.encode(), args.scenario)
     simulator = DlmsMeterSimulator(
         meter, clock=clock, history_start=history_start, host=args.host, port=args.port
     )

@@ -12,6 +12,13 @@ read from the model, never re-typed here:
 - the newest-interval register, the clock register (epoch of `clock.now()`), the profile period;
 - energy registers equal to the sum of the recorded intervals since `history_start`, converted to
   the register's scaler (Wh → 0.01 kWh truncates), so register and profile agree;
+- the event log of a map with an `event_log:` section, served with the same cursor protocol:
+  writing a u32 epoch (meter clock) to its cursor fills its window with the first entries, in
+  logging order, stamped at or after it (`MeterMemory.event_window`). Entries are the meter's
+  scenario events (`ModbusMeterSimulator.events`) coded with the model's `event_codes:` table;
+  a power-up carries the outage's length in seconds, a phase event its phase, a clock reset is
+  stamped with the time before the jump (detail: the time it jumped to) and a clock adjustment
+  with the new time (detail: the time before);
 - the relay register (read/write; 0 opens the supply: no consumption until it is 1 again), the
   clock register (writing it sets the meter clock: a clock sync), and the instantaneous registers
   a map may define (`voltage_l1..3`, `current_l1..3`, `active_power`, `reactive_power`,
@@ -53,7 +60,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from hemera.domain.modbus.model import FieldSpec, ModbusMeterModel, load_model
+from hemera.domain.meter_events import EventType
+from hemera.domain.modbus.model import EventCodeSpec, EventDetail, FieldSpec, ModbusMeterModel, load_model
 from hemera.domain.modbus.registers import WIDTH, decode_value, encode_value
 from hemera.domain.readings import METER_FLAG_CLOCK_ADJUSTED, Channel
 from hemera.tenants import LoadClass, TenantDefinition, load_tenant_file
@@ -67,9 +75,11 @@ from hemera_agent.simulators.profile import (
 )
 from hemera_agent.simulators.scenario import (
     ClockSync,
+    EventKind,
     Fault,
     MeterEvent,
     MeterOff,
+    Outage,
     RelayOpen,
     comm_state,
     faulted_instantaneous,
@@ -91,6 +101,13 @@ _ENERGY_FIELD: dict[Channel, str] = {
 }
 
 OffWindow = tuple[datetime, datetime]
+# The scenario's event kinds are named as the canonical types, but for the relay's.
+_EVENT_TYPE: dict[EventKind, EventType] = {
+    **{kind: EventType(kind.value) for kind in EventKind if kind.value in {t.value for t in EventType}},
+    EventKind.RELAY_DISCONNECTED: EventType.RELAY_OPEN,
+    EventKind.RELAY_CONNECTED: EventType.RELAY_CLOSED,
+}
+_JUST_BEFORE = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,8 @@ class SimulatedMeter:
     """One meter behind the RTU: its unit id, its load, its outages and its scenario faults.
 
     `country` (the tenant's) makes its public holidays run like Sundays; `off_windows` are
-    shorthand for `meter_off` faults.
+    shorthand for `meter_off` faults; `nominal_v` (the tenant's `nominal_voltage_v`, phase to
+    neutral) is the voltage the phases read around (None: the country's supply voltage).
     """
 
     meter_id: str
@@ -111,6 +129,7 @@ class SimulatedMeter:
     off_windows: tuple[OffWindow, ...] = field(default=())
     country: str | None = None
     faults: tuple[Fault, ...] = field(default=())
+    nominal_v: float | None = None
 
     def all_faults(self) -> tuple[Fault, ...]:
         return (*(MeterOff(start=a, end=b) for a, b in self.off_windows), *self.faults)
@@ -138,6 +157,7 @@ def meters_from_tenant(
             off_windows=tuple(off_windows.get(m.id, ())),
             country=tenant.country,
             faults=tuple(faults.get(m.id, ())),
+            nominal_v=tenant.nominal_voltage_v,
         )
         for m in tenant.meters_of(rtu_id)
         if m.protocol == "modbus"
@@ -258,6 +278,65 @@ class MeterMemory:
         """The meter's event log at true time `now`, oldest first."""
         return meter_events(self.faults, now, self.clock_syncs)
 
+    def _event_code(self, kind: EventKind) -> tuple[int, EventCodeSpec] | None:
+        """The model's code for a scenario event (a cover opening is the terminal cover's);
+        None when the model logs no such event."""
+        wanted = _EVENT_TYPE.get(kind)
+        if wanted is None:
+            return None
+        found = sorted(
+            ((spec.cover != "terminal", code), spec)
+            for code, spec in self.model.event_codes.items()
+            if spec.type is wanted
+        )
+        return (found[0][0][1], found[0][1]) if found else None
+
+    def event_log(self, now: datetime) -> list[tuple[int, int, int]]:
+        """(time stamp in meter-clock epoch seconds, code, detail) of every entry the meter has
+        logged by true time `now`, in logging order."""
+        entries: list[tuple[int, int, int]] = []
+        for event in self.events(now):
+            coded = self._event_code(event.kind)
+            if coded is None:
+                continue
+            code, spec = coded
+            # The clock an instant before the event, to the nearest second (not truncated to the
+            # second before).
+            before = round(self.meter_time(event.at - _JUST_BEFORE).timestamp())
+            # A reset entry keeps the last good time (its detail is where the clock jumped to), so
+            # a reader asking from that time on finds it; entries after it carry the wrong clock.
+            stamp = before if spec.type is EventType.CLOCK_RESET else _epoch(event.meter_time)
+            entries.append((stamp, code, self._event_detail(spec.detail, event, before)))
+        return entries
+
+    def _event_detail(self, kind: EventDetail, event: MeterEvent, clock_before: int) -> int:
+        if kind == "duration_s":
+            outage = next((o for o in self.faults if isinstance(o, Outage) and o.end == event.at), None)
+            return 0 if outage is None else int((event.at - outage.start).total_seconds())
+        if kind == "phase":
+            return int(event.detail.removeprefix("L"))  # scenario.py writes "L<phase>"
+        if kind == "clock_before":
+            return clock_before
+        if kind == "clock_after":
+            return _epoch(event.meter_time)
+        return 0
+
+    def event_window(self, cursor_epoch: int, now: datetime) -> list[int]:
+        """The registers of the event-log window for a cursor: the first entries stamped at or
+        after it, in logging order, then empty slots."""
+        log = self.model.event_log
+        assert log is not None  # only maps with an event log serve one
+        order = self.model.word_order
+        registers: list[int] = []
+        chosen = [e for e in self.event_log(now) if e[0] >= cursor_epoch][: log.records_per_window]
+        for stamp, code, detail in chosen:
+            record = [0] * log.record_size
+            for spec, value in ((log.timestamp, stamp), (log.code, code), (log.detail, detail)):
+                record[spec.offset : spec.offset + spec.width] = encode_value(value, spec.type, order)
+            registers.extend(record)
+        registers.extend([0] * (log.window_registers - len(registers)))
+        return registers
+
     def _encode_record(self, stamp: int, energy: IntervalEnergy, flags: int) -> list[int]:
         order = self.model.word_order
         record = [0] * self._lp.record_size
@@ -311,7 +390,9 @@ class MeterMemory:
             net = self.totals_wh[Channel.ACTIVE_IMPORT] - self.totals_wh[Channel.ACTIVE_EXPORT]
             values[spec.address] = encode_value(_wh_to_raw(net, spec), spec.type, order)
         if any(name in regs for name in _INSTANT_FIELDS):
-            measured = faulted_instantaneous(self.instantaneous(now), now, self.faults)
+            measured = faulted_instantaneous(
+                self.instantaneous(now), now, self.faults, nominal_v=self.meter.nominal_v
+            )
             for name, pick in _INSTANT_FIELDS.items():
                 if name in regs:
                     spec = regs[name]
@@ -329,6 +410,7 @@ class MeterMemory:
             now,
             self._lp.interval_minutes,
             country=self.meter.country,
+            nominal_v=self.meter.nominal_v,
         )
 
 
@@ -339,6 +421,7 @@ class UnitStats:
     requests: int = 0
     window_fills: int = 0
     window_reads: int = 0
+    event_window_fills: int = 0
     unanswered: int = 0  # requests refused by a fault (meter off, outage, communication loss)
 
 
@@ -358,6 +441,7 @@ class _UnitHandler:
         regs = model.registers
         self._relay = regs["relay"].address if "relay" in regs else None
         self._clock = regs.get("clock")
+        self._event_log = model.event_log
 
     def simdevice(self) -> SimDevice:
         model = self.memory.model
@@ -381,6 +465,13 @@ class _UnitHandler:
         blocks.append(
             SimData(lp.window_address, count=lp.window_registers, datatype=DataType.REGISTERS, readonly=True)
         )
+        if (log := model.event_log) is not None:
+            blocks.append(SimData(log.cursor_address, count=log.timestamp.width, datatype=DataType.REGISTERS))
+            blocks.append(
+                SimData(
+                    log.window_address, count=log.window_registers, datatype=DataType.REGISTERS, readonly=True
+                )
+            )
         return SimDevice(self.memory.meter.unit_id, simdata=blocks, action=self.action)
 
     async def action(
@@ -423,6 +514,33 @@ class _UnitHandler:
             self.stats.window_fills += 1
         elif not writing and address < self._window + self._window_len and address + count > self._window:
             self.stats.window_reads += 1
+        if writing:
+            return self._event_cursor_written(start_address, address, count, registers, set_values, now)
+        return None
+
+    def _event_cursor_written(
+        self,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+        now: datetime,
+    ) -> ExcCodes | None:
+        """A write touching the event-log cursor fills the event window (like the profile's)."""
+        log = self._event_log
+        if log is None:
+            return None
+        width = log.timestamp.width
+        if not (address < log.cursor_address + width and address + count > log.cursor_address):
+            return None
+        if address != log.cursor_address or count != width:
+            return ExcCodes.ILLEGAL_VALUE  # the cursor is one value, written whole
+        words = [int(v) for v in set_values or ()]
+        cursor = int(decode_value(words, 0, log.timestamp.type, self.memory.model.word_order))
+        base = log.window_address - start_address
+        registers[base : base + log.window_registers] = self.memory.event_window(cursor, now)
+        self.stats.event_window_fills += 1
         return None
 
 

@@ -2,7 +2,8 @@
 
 A scenario (`hemera.scenario/1`, YAML, validated here by pydantic) lists per meter time windows
 of field faults; the Modbus simulator applies them through the pure functions below, so each
-fault is testable without a socket:
+fault is testable without a socket (the DLMS simulator applies them to its instantaneous values -
+`faulted_instantaneous` - and its event logs only; its load profile stays the healthy meter's):
 
 ```yaml
 schema: hemera.scenario/1
@@ -24,6 +25,10 @@ meters:
       - {kind: reverse_energy, start: 2026-03-02T22:00Z, end: 2026-03-02T23:00Z}
       - {kind: tamper, type: cover_open, at: 2026-03-02T23:10Z}
       - {kind: relay_open, start: 2026-03-02T23:30Z}       # no end: open until commanded closed
+      - {kind: voltage_sag, phase: 1, pu: 0.85, start: 2026-03-03T08:00Z, end: 2026-03-03T08:30Z}
+      - {kind: voltage_swell, phase: 3, pu: 1.10, start: 2026-03-03T09:00Z, end: 2026-03-03T09:30Z}
+      - {kind: voltage_link_open, phase: 3, start: 2026-03-03T10:00Z, end: 2026-03-03T12:00Z}
+      - {kind: bypass, start: 2026-03-03T13:00Z, end: 2026-03-03T15:00Z}
 ```
 
 What each fault does to the meter (times are true UTC; windows are [start, end), no end = open):
@@ -41,7 +46,29 @@ What each fault does to the meter (times are true UTC; windows are [start, end),
   wrong time and the first record after the sync has the clock-adjusted bit.
 - `outage`: power lost (last gasp event at start, power-up event at end). Intervals wholly
   inside are missing; the partial ones hold the energy of the powered part and the outage bit.
-- `phase_loss`: one phase's voltage and current are 0; energy falls by that phase's third.
+- `phase_loss`: the supply loses one phase (a blown fuse, a broken conductor upstream): that
+  phase's voltage *and* current are 0 and energy falls by that phase's third. The meter logs
+  phase loss / phase restored (detail `L<n>`). Because no current flows on the dead phase this is
+  not "energy with a phase at zero voltage": the cloud sees undervoltage (0 V on the phase) and
+  voltage unbalance from the instantaneous values, and the phase-loss event.
+- `voltage_sag` / `voltage_swell`: one phase's voltage is `pu` x the nominal voltage (sag:
+  0 < pu < 1, swell: 1 < pu <= 2) - a steady-state excursion a regulator or a transformer tap
+  fault causes, the case PRODIST Modulo 8 judges against the 0.93-1.05 pu band. Only the voltage
+  changes: the load model has no voltage dependence, so currents, power and the recorded energy
+  stay as they were. The nominal is the tenant's `nominal_voltage_v` (the simulators pass it);
+  without one, the mean of the meter's healthy phase voltages.
+- `voltage_link_open`: the meter's voltage link (potential link) of one phase is opened - the
+  classic tamper where the load keeps drawing current through the meter but the meter no longer
+  sees that phase's voltage, so that phase's energy goes unregistered: the phase shows 0 V while
+  its current flows on, instantaneous P and Q and the recorded energy fall by the phase's third.
+  The meter cannot tell a missing voltage from a missing phase, so it logs phase loss / restored
+  like `phase_loss`. This is the fault behind "energy with a phase at zero voltage".
+- `bypass`: the meter's energy registration is defeated while its current sensing still sees the
+  load (a tampered metering element, a shunt past the measuring path): currents and voltages read
+  as usual but P, Q and power factor read 0 / 0 / 1, the intervals record no energy (all four
+  channels, for the bypassed part of an interval) and so the energy registers stand still. This
+  is "current without metered energy". (A jumper that takes the current around the meter
+  entirely leaves the meter seeing no current at all; only the consumption drop shows it.)
 - `reverse_energy`: the energy flows the other way (CT reversed, or generation): active import is
   recorded as active export and the reactive quadrants swap; instantaneous P and Q turn negative.
 - `tamper`: a `cover_open` or `magnetic` event at `at` (and its clearing at `end`, if given).
@@ -145,6 +172,35 @@ class ReverseEnergy(_Window):
     kind: Literal["reverse_energy"] = "reverse_energy"
 
 
+class VoltageSag(_Window):
+    """One phase's voltage at `pu` x nominal (below 1)."""
+
+    kind: Literal["voltage_sag"] = "voltage_sag"
+    phase: Literal[1, 2, 3]
+    pu: float = Field(gt=0, lt=1)
+
+
+class VoltageSwell(_Window):
+    """One phase's voltage at `pu` x nominal (above 1)."""
+
+    kind: Literal["voltage_swell"] = "voltage_swell"
+    phase: Literal[1, 2, 3]
+    pu: float = Field(gt=1, le=2)
+
+
+class VoltageLinkOpen(_Window):
+    """The meter's voltage link of one phase is open: 0 V seen there, the current flows on."""
+
+    kind: Literal["voltage_link_open"] = "voltage_link_open"
+    phase: Literal[1, 2, 3]
+
+
+class Bypass(_Window):
+    """Current is measured, energy is not registered."""
+
+    kind: Literal["bypass"] = "bypass"
+
+
 class Tamper(_Fault):
     kind: Literal["tamper"] = "tamper"
     type: Literal["cover_open", "magnetic"]
@@ -166,7 +222,11 @@ Fault = Annotated[
     | PhaseLoss
     | ReverseEnergy
     | Tamper
-    | RelayOpen,
+    | RelayOpen
+    | VoltageSag
+    | VoltageSwell
+    | VoltageLinkOpen
+    | Bypass,
     Field(discriminator="kind"),
 ]
 
@@ -283,7 +343,10 @@ def recorded_interval(
     ):
         flags |= METER_FLAG_CLOCK_ADJUSTED
     consuming = (1.0 - outage) * (1.0 - _fraction(_of(faults, RelayOpen), start, end))
-    consuming *= 1.0 - sum(w.overlap(start, end) / (end - start) for w in _of(faults, PhaseLoss)) / 3
+    # A lost phase, or a phase whose voltage the meter no longer sees, takes its third with it.
+    one_phase_out = (*_of(faults, PhaseLoss), *_of(faults, VoltageLinkOpen))
+    consuming *= 1.0 - sum(w.overlap(start, end) / (end - start) for w in one_phase_out) / 3
+    consuming *= 1.0 - _fraction(_of(faults, Bypass), start, end)
     reverse = _fraction(_of(faults, ReverseEnergy), start, end)
     spike = 1.0
     for s in _of(faults, Spike):
@@ -352,14 +415,27 @@ def relay_connected(true_now: datetime, faults: Sequence[object]) -> bool:
 
 
 def faulted_instantaneous(
-    values: Instantaneous, true_now: datetime, faults: Sequence[object]
+    values: Instantaneous,
+    true_now: datetime,
+    faults: Sequence[object],
+    *,
+    nominal_v: float | None = None,
 ) -> Instantaneous:
-    """Instantaneous values as the meter measures them under the faults active at `true_now`."""
+    """Instantaneous values as the meter measures them under the faults active at `true_now`.
+
+    `nominal_v` (phase to neutral, V) is what a voltage sag/swell's `pu` multiplies; None: the
+    mean of the healthy phase voltages in `values`.
+    """
     if any(w.active(true_now) for w in _of(faults, Outage)):
         return Instantaneous((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0, 0.0, 1.0, 0.0)
     voltages = list(values.voltage_v)
     currents = list(values.current_a)
     power, reactive, pf = values.active_power_w, values.reactive_power_var, values.power_factor
+    reference = nominal_v if nominal_v is not None else sum(values.voltage_v) / 3
+    excursions: list[VoltageSag | VoltageSwell] = [*_of(faults, VoltageSag), *_of(faults, VoltageSwell)]
+    for excursion in excursions:
+        if excursion.active(true_now):
+            voltages[excursion.phase - 1] = round(reference * excursion.pu, 1)
     if not relay_connected(true_now, faults):
         currents, power, reactive, pf = [0.0, 0.0, 0.0], 0.0, 0.0, 1.0
     for loss in _of(faults, PhaseLoss):
@@ -367,6 +443,13 @@ def faulted_instantaneous(
             voltages[loss.phase - 1] = 0.0
             power, reactive = round(power * 2 / 3), round(reactive * 2 / 3)
             currents[loss.phase - 1] = 0.0
+    for link in _of(faults, VoltageLinkOpen):
+        if link.active(true_now):
+            # The current still flows through the meter; the meter multiplies it by 0 V.
+            voltages[link.phase - 1] = 0.0
+            power, reactive = round(power * 2 / 3), round(reactive * 2 / 3)
+    if any(w.active(true_now) for w in _of(faults, Bypass)):
+        power, reactive, pf = 0.0, 0.0, 1.0
     if any(w.active(true_now) for w in _of(faults, ReverseEnergy)):
         power, reactive, pf = -power, -reactive, -pf
     return replace(
@@ -417,7 +500,9 @@ def _scheduled(faults: Sequence[object]) -> Iterable[tuple[datetime, EventKind, 
         yield r.at, EventKind.CLOCK_RESET, f"clock set to {r.to.isoformat()}"
         if r.synced_at is not None:
             yield r.synced_at, EventKind.CLOCK_ADJUSTED, "clock synchronised"
-    for p in _of(faults, PhaseLoss):
+    # An open voltage link looks like a missing phase voltage to the meter: it logs the same.
+    phase_out: list[PhaseLoss | VoltageLinkOpen] = [*_of(faults, PhaseLoss), *_of(faults, VoltageLinkOpen)]
+    for p in phase_out:
         yield p.start, EventKind.PHASE_LOSS, f"L{p.phase}"
         if p.end is not None:
             yield p.end, EventKind.PHASE_RESTORED, f"L{p.phase}"

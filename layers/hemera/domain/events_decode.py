@@ -4,11 +4,16 @@ frames of a telemetry envelope, and the RTU's own `hemera.rtu-event/1` messages.
 DLMS event logs (ProfileGeneric, class 7, attribute 2 = buffer) capture the clock and an event
 code (0.0.96.11.x.255) per entry, as IDIS (the DLMS UA companion spec most C&I meters follow)
 lays them out; a power-failure log may capture a third value, the failure's duration in seconds.
-Codes are translated with `IDIS_EVENT_CODES`; an entry with a code the table does not know is a
-valid entry of no canonical type (e.g. 255 "event log cleared") and is skipped, not an error.
+Codes are translated with the model's table (`event_codes`): `IDIS_EVENT_CODES` overlaid by the
+model file's own `event_codes:` (manufacturer codes, e.g. the HD-500's reverse energy). An entry
+with a code the table does not know, or knows as no canonical type (e.g. 255 "event log cleared"),
+is a valid entry and is skipped, not an error.
 
-Modbus maps of the shipped models have no event log, so a Modbus `events` frame stays in the raw
-archive only (`events_translated` says which envelopes' event frames are decoded).
+Modbus event logs: a model with an `event_log:` map (hx300, mx40) exposes its log through a cursor
+and a window of fixed-size records (meter-clock time stamp, event code, detail), read like the
+load profile; `decode_event_window` in `hemera.domain.modbus.model` decodes a window with the
+model's own `event_codes:` table. A Modbus `events` frame of a model without an event log stays in
+the raw archive only (`events_translated` says which envelopes' event frames are decoded).
 
 Registers: Modbus maps name their energy totals after the canonical channels (`group: energy`),
 DLMS models list them under `registers:` (class 3 attribute 2 is the value; the model's scaler is
@@ -28,37 +33,57 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from hemera.domain.dlms.axdr import decode, decode_datetime
-from hemera.domain.dlms.model import DlmsMeterModel, load_dlms_model
-from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, Protocol
-from hemera.domain.errors import MalformedEnvelope, MalformedFrame, TopicMismatch
+from hemera.domain.dlms.model import DlmsMeterModel, EventCode, load_dlms_model
+from hemera.domain.envelope import DlmsFrame, Envelope, FrameKind, ModbusFrame, Protocol
+from hemera.domain.errors import MalformedEnvelope, MalformedFrame, TopicMismatch, UnknownMeterModel
 from hemera.domain.meter_events import EventType, MeterEvent, Subject
-from hemera.domain.modbus.model import ModbusMeterModel, load_model
+from hemera.domain.modbus.model import ModbusMeterModel, decode_event_window, load_model
 from hemera.domain.modbus.registers import scaled
 from hemera.domain.modbus_readout import group_registers
 from hemera.domain.readings import CHANNEL_UNITS, Channel, Unit
 from hemera.domain.registers import RegisterReading
 from hemera.domain.tenancy import validate_id
 
-# IDIS event codes (DLMS UA 1000-1 event log objects as profiled by IDIS): standard event log
-# 1/2 power down/up, 5 clock adjusted (entry stamped with the new time), 6 clock invalid (the
-# clock lost its time: a reset); fraud detection log 40/41 terminal cover, 44/45 meter cover,
-# 42/43 strong DC (magnetic) field; disconnector control log 59/60 remote disconnect/reconnect.
-IDIS_EVENT_CODES: Mapping[int, EventType] = {
-    1: EventType.POWER_DOWN,
-    2: EventType.POWER_UP,
-    5: EventType.CLOCK_ADJUSTED,
-    6: EventType.CLOCK_RESET,
-    40: EventType.COVER_OPEN,
-    41: EventType.COVER_CLOSED,
-    42: EventType.MAGNETIC_TAMPER,
-    43: EventType.MAGNETIC_TAMPER_CLEARED,
-    44: EventType.COVER_OPEN,
-    45: EventType.COVER_CLOSED,
-    59: EventType.RELAY_OPEN,
-    60: EventType.RELAY_CLOSED,
+# IDIS event codes (DLMS UA 1000-1 event log objects as profiled by IDIS), the default of every
+# DLMS model: standard event log 1/2 power down/up, 5 clock adjusted (entry stamped with the new
+# time), 6 clock invalid (the clock lost its time: a reset); fraud detection log 40/41 terminal
+# cover, 44/45 meter cover, 42/43 strong DC (magnetic) field; disconnector control log 59/60
+# remote disconnect/reconnect; power quality log 82/83/84 missing voltage L1/L2/L3 (a phase
+# lost) and 85/86/87 voltage L1/L2/L3 normal (restored). Known codes of no canonical type:
+# 76-78 / 79-81 under / over voltage L1-L3 (the under/over-voltage alarms judge measured
+# voltages against the tenant's band, a meter's own threshold crossing is not that), 88 phase
+# sequence reversal, 89 missing neutral, 255 event log cleared. IDIS has no reverse-energy
+# code: a model file states its maker's (`event_codes:`).
+IDIS_EVENT_CODES: Mapping[int, EventCode] = {
+    1: EventCode(type=EventType.POWER_DOWN),
+    2: EventCode(type=EventType.POWER_UP),
+    5: EventCode(type=EventType.CLOCK_ADJUSTED),
+    6: EventCode(type=EventType.CLOCK_RESET),
+    40: EventCode(type=EventType.COVER_OPEN, cover="terminal"),
+    41: EventCode(type=EventType.COVER_CLOSED, cover="terminal"),
+    42: EventCode(type=EventType.MAGNETIC_TAMPER),
+    43: EventCode(type=EventType.MAGNETIC_TAMPER_CLEARED),
+    44: EventCode(type=EventType.COVER_OPEN, cover="meter"),
+    45: EventCode(type=EventType.COVER_CLOSED, cover="meter"),
+    59: EventCode(type=EventType.RELAY_OPEN),
+    60: EventCode(type=EventType.RELAY_CLOSED),
+    **dict.fromkeys(range(76, 82), EventCode(type=None)),  # under/over voltage L1-L3
+    82: EventCode(type=EventType.PHASE_LOSS, phase=1),
+    83: EventCode(type=EventType.PHASE_LOSS, phase=2),
+    84: EventCode(type=EventType.PHASE_LOSS, phase=3),
+    85: EventCode(type=EventType.PHASE_RESTORED, phase=1),
+    86: EventCode(type=EventType.PHASE_RESTORED, phase=2),
+    87: EventCode(type=EventType.PHASE_RESTORED, phase=3),
+    88: EventCode(type=None),
+    89: EventCode(type=None),
+    255: EventCode(type=None),
 }
-# Which cover the entry speaks of (both map to cover_open / cover_closed).
-_COVER = {40: "terminal", 41: "terminal", 44: "meter", 45: "meter"}
+
+
+def event_codes(model: DlmsMeterModel) -> Mapping[int, EventCode]:
+    """The code table of a DLMS model: the IDIS defaults, the model's own codes winning."""
+    return {**IDIS_EVENT_CODES, **model.event_codes}
+
 
 # Energy units a register may be stated in, and the power of ten to the canonical kWh / kvarh.
 _ENERGY_UNITS: Mapping[str, tuple[Unit, int]] = {
@@ -71,12 +96,42 @@ _DLMS_VALUE_ATTRIBUTE = 2
 
 
 def events_translated(envelope: Envelope) -> bool:
-    """Whether the envelope's `events` frames are decoded (DLMS) or kept raw only (Modbus)."""
+    """Whether the envelope's `events` frames are decoded (DLMS, Modbus models with an event log)
+    or kept raw only (Modbus models without one)."""
+    if envelope.protocol is Protocol.MODBUS:
+        try:
+            return load_model(envelope.model).event_log is not None
+        except UnknownMeterModel:
+            return False  # the envelope is rejected for its model, not for its events
     return envelope.protocol is Protocol.DLMS
 
 
+def _modbus_events(envelope: Envelope, frames: Sequence[object]) -> list[MeterEvent]:
+    """The entries of Modbus event-log windows, each frame a window read at the model's window
+    address (whole records); an entry read twice (windows overlap at their newest second) once."""
+    model = load_model(envelope.model)
+    log = model.event_log
+    assert log is not None  # events_translated
+    events: dict[str, MeterEvent] = {}
+    for frame in frames:
+        if not isinstance(frame, ModbusFrame):
+            raise MalformedFrame("a modbus envelope carries modbus frames only")
+        if frame.address != log.window_address or frame.count > log.window_registers:
+            raise MalformedFrame(
+                f"events frame {frame.address}+{frame.count} is not the event-log window of {model.model}"
+            )
+        try:
+            registers = frame.registers()
+        except ValueError as exc:
+            raise MalformedFrame(str(exc)) from exc
+        for event in decode_event_window(model, envelope.meter, envelope.device, registers):
+            events.setdefault(event.event_id, event)
+    return sorted(events.values(), key=lambda e: (e.at, e.type.value))
+
+
 def decode_meter_events(envelope: Envelope) -> list[MeterEvent]:
-    """The meter events of an envelope's `events` frames (DLMS event logs), oldest first.
+    """The meter events of an envelope's `events` frames (DLMS event logs, Modbus event-log
+    windows: `_modbus_events`), oldest first.
 
     Each entry is `MeterEvent(subject meter, the envelope's meter, reported by its device)`, dated
     by the meter's own capture time. Raises `MalformedFrame` for a log the model does not have, a
@@ -85,8 +140,11 @@ def decode_meter_events(envelope: Envelope) -> list[MeterEvent]:
     frames = [f for f in envelope.frames if f.kind is FrameKind.EVENTS]
     if not frames or not events_translated(envelope):
         return []
+    if envelope.protocol is Protocol.MODBUS:
+        return _modbus_events(envelope, frames)
     model = load_dlms_model(envelope.model)
     logs = {(spec.obis, spec.class_id): name for name, spec in model.events.items()}
+    codes = event_codes(model)
     events: list[MeterEvent] = []
     for frame in frames:
         if not isinstance(frame, DlmsFrame):
@@ -96,11 +154,13 @@ def decode_meter_events(envelope: Envelope) -> list[MeterEvent]:
             raise MalformedFrame(
                 f"{frame.obis}/{frame.class_id}/{frame.attribute} is not an event log buffer of model {model.model}"
             )
-        events += _log_entries(envelope, log, frame.raw())
+        events += _log_entries(envelope, log, frame.raw(), codes)
     return sorted(events, key=lambda e: (e.at, e.type.value))
 
 
-def _log_entries(envelope: Envelope, log: str, data: bytes) -> list[MeterEvent]:
+def _log_entries(
+    envelope: Envelope, log: str, data: bytes, codes: Mapping[int, EventCode]
+) -> list[MeterEvent]:
     rows = decode(data)
     if not isinstance(rows, list):
         raise MalformedFrame(f"event log {log}: the buffer is not an A-XDR array")
@@ -114,12 +174,11 @@ def _log_entries(envelope: Envelope, log: str, data: bytes) -> list[MeterEvent]:
         code = row[1]
         if isinstance(code, bool) or not isinstance(code, int):
             raise MalformedFrame(f"event log {log}, entry {index}: the event code is not an integer")
-        kind = IDIS_EVENT_CODES.get(code)
-        if kind is None:
+        meaning = codes.get(code)
+        if meaning is None or meaning.type is None:
             continue
-        detail: dict[str, Any] = {"log": log}
-        if code in _COVER:
-            detail["cover"] = _COVER[code]
+        kind = meaning.type
+        detail: dict[str, Any] = {"log": log, **meaning.detail()}
         if len(row) == 3:
             duration = row[2]
             if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:

@@ -168,8 +168,8 @@ def topic_tenant(topic: str | None) -> str | None:
 # Frames that are not load profile: instantaneous frames are decoded by
 # `hemera.domain.instantaneous`, register and DLMS event-log frames by
 # `hemera.domain.events_decode` (stored through `IngestPorts.device_events`), each apart from the
-# interval series. Modbus event frames have no map in any shipped model: they are archived under
-# the tenant (and can be translated from there later), not quarantined.
+# interval series. Event frames of a model without an event-log map (`events_translated` false)
+# are archived under the tenant (and can be translated from there later), not quarantined.
 NOT_INTERVALS = frozenset({FrameKind.REGISTERS, FrameKind.EVENTS, FrameKind.INSTANTANEOUS})
 
 

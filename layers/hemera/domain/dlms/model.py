@@ -3,6 +3,10 @@
 A model file (`meter_models/<model>.yaml`, `protocol: dlms`) names the load profile's capture
 objects in capture order with the canonical channel, scaler and unit of each; the cloud decodes
 the raw A-XDR buffer the agent shipped with it. Adding a DLMS meter model is adding a file.
+
+Event logs (`events:`) carry one code per entry. Most codes are IDIS's (the defaults in
+`hemera.domain.events_decode`); `event_codes:` states the model's own codes and overrides, e.g.
+the manufacturer codes IDIS leaves to the maker (reverse energy has no IDIS code).
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hemera.domain.dlms.axdr import decode, decode_datetime
 from hemera.domain.dlms.obis import Obis
 from hemera.domain.errors import MalformedFrame
+from hemera.domain.meter_events import EventType
 from hemera.domain.meter_models import load_model_file
 from hemera.domain.readings import CHANNEL_UNITS, Channel, IntervalReading, Unit
 
@@ -77,6 +82,31 @@ class CosemObjectSpec(BaseModel):
     unit: str | None = None
 
 
+class EventCode(BaseModel):
+    """What an event-log code means: its canonical type (None: the entry is valid but no
+    canonical event, e.g. "log cleared") and the facts the code itself states, such as the phase
+    of IDIS 82 "missing voltage L1" or the cover of IDIS 40 "terminal cover removed"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: EventType | None
+    phase: Literal[1, 2, 3] | None = None
+    cover: Literal["terminal", "meter"] | None = None
+
+    def detail(self) -> dict[str, Any]:
+        """The code's facts as event detail (only those it states)."""
+        facts: dict[str, Any] = {}
+        if self.phase is not None:
+            facts["phase"] = self.phase
+        if self.cover is not None:
+            facts["cover"] = self.cover
+        return facts
+
+
+# An event code is captured as `unsigned` by IDIS meters, `long-unsigned` by some others.
+EventCodeNumber = Annotated[int, Field(ge=0, le=0xFFFF)]
+
+
 class DlmsMeterModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,6 +118,8 @@ class DlmsMeterModel(BaseModel):
     registers: dict[str, CosemObjectSpec] = Field(default_factory=dict)
     instantaneous: dict[str, CosemObjectSpec] = Field(default_factory=dict)
     events: dict[str, CosemObjectSpec] = Field(default_factory=dict)
+    # The model's own event codes; they win over the IDIS defaults for the same number.
+    event_codes: dict[EventCodeNumber, EventCode] = Field(default_factory=dict)
     disconnect_control: CosemObjectSpec | None = None
 
 
