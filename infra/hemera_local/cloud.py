@@ -46,6 +46,7 @@ from hemera_local.moto_server import ProcessMotoServer, ThreadMotoServer
 from hemera_local.pki import CertPaths, LocalPki
 from hemera_local.resources import create_resources
 from hemera_local.scheduler import LocalScheduler, scheduled_event
+from hemera_local.tenant_ops import REGISTER, TenantOperations
 from hemera_local.usage import UsageCounter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +116,8 @@ class LocalCloud:
         self.state_dir = config.state_dir
         self.pki = LocalPki(config.state_dir / "pki")
         self.tenants: dict[str, TenantDefinition] = {}
+        # Each tenant's webhook signing secret, as `apply_tenant` created it (None shown: it had one).
+        self.webhook_secrets: dict[str, str] = {}
         self._moto: ThreadMotoServer | ProcessMotoServer | None = None
         # What the managed services the bridge stands in for were used for (IoT Core, Lambda).
         self.bridge_usage = UsageCounter()
@@ -245,7 +248,9 @@ class LocalCloud:
 
     # --- tenants, devices, keys ----------------------------------------------------------------
     def apply_tenant(self, tenant: TenantDefinition) -> None:
-        """Register a tenant's meters, give each RTU a certificate and let the broker know it."""
+        """Register a tenant's meters, set up its notifications as `hemera tenant apply` does
+        (topic, channels, webhook signing secret — kept in `notifications`, it is shown once), give
+        each RTU a certificate and let the broker know it."""
         assert self.settings and self._broker
         onboard_tenant(
             ingest_ports(self.settings).registry,
@@ -253,6 +258,11 @@ class LocalCloud:
             export_ports(self.settings).schedules,
             tenant,
         )
+        report = TenantOperations(
+            self.settings, self.state_dir / "tenants", REGISTER, self.pki
+        ).apply_notifications(tenant)
+        if report.webhook_secret is not None:
+            self.webhook_secrets[tenant.id] = report.webhook_secret
         for rtu in tenant.rtus:
             self.pki.client(thing_name(tenant.id, rtu.id))
         self.tenants[tenant.id] = tenant

@@ -191,6 +191,14 @@ class TenantOperations:
         self._apply_notifications(tenant, report)
         return report
 
+    def apply_notifications(self, tenant: TenantDefinition) -> ApplyReport:
+        """Only the tenant's notification set-up (topic, e-mail subscriptions, delivery channels,
+        webhook signing secret): what the local cloud adds to its own registration of a tenant."""
+        delivery_channels(tenant.id, [(c.kind, c.target) for c in tenant.notifications])
+        report = ApplyReport(tenant.id)
+        self._apply_notifications(tenant, report)
+        return report
+
     def _registry_snapshot(self, tenant: TenantDefinition) -> list[dict[str, Any]]:
         ctx = TenantContext(tenant.id)
         keys = [ctx.tenant_pk(), *(ctx.meter_pk(m.id) for m in tenant.meters)]

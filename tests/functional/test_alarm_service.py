@@ -113,6 +113,36 @@ def test_the_sweep_judges_the_newest_instantaneous_reading_of_the_period(ports):
     assert (again.state, again.count) == (AlarmState.OPEN, 1)
 
 
+def _voltages(minutes_before: int, l1: str) -> InstantaneousReading:
+    return InstantaneousReading(
+        "sul-m-1001",
+        NOW - timedelta(minutes=minutes_before),
+        {
+            Quantity.VOLTAGE_L1: Decimal(l1),
+            Quantity.VOLTAGE_L2: Decimal("127"),
+            Quantity.VOLTAGE_L3: Decimal("127"),
+        },
+    )
+
+
+def test_every_reading_since_the_last_sweep_is_judged_once_in_time_order(ports):
+    # Given a sweep period of 5 minutes and, within the last 10, a low reading stored just after
+    # the previous sweep ran (7 minutes ago) followed by two healthy ones
+    period = timedelta(minutes=5)
+    ports.instantaneous.put(CTX, [_voltages(7, "110.0"), _voltages(4, "127"), _voltages(1, "127")])
+
+    # When the sweep runs (and, as a manual run or a faster scheduler may, runs again at once)
+    sweep(ports, NOW, period)
+    sweep(ports, NOW, period)
+
+    # Then the low reading raised the alarm and the two healthy ones, each counted once, closed it
+    (alarm,) = ports.alarms.listing(CTX, AlarmQuery(type=AlarmType.UNDERVOLTAGE), None, 10).items
+    assert alarm.facts["captured_at"] == (NOW - timedelta(minutes=7)).isoformat()
+    assert (alarm.state, alarm.closed_at) == (AlarmState.CLOSED, NOW - timedelta(minutes=1))
+    transitions = [t.state for t in ports.announcer.announced if t.alarm_id == alarm.alarm_id]
+    assert transitions == ["open", "closed"]
+
+
 def test_the_sweep_closes_one_shot_alarms_after_a_quiet_day(ports):
     overflow = MeterEvent(Subject.RTU, "rtu-poa-01", "rtu-poa-01", EventType.RTU_BUFFER_OVERFLOW, NOW)
     on_meter_events(ports, CTX, [overflow])

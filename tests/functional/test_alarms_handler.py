@@ -153,11 +153,12 @@ def intervals(channel: Channel, values: list[str], unit: Unit) -> list[IntervalR
 
 def test_demand_overrun_and_low_power_factor_name_their_interval(cloud):
     # Given intervals stored the way ingest stores them (announced on the bus): 14:15 draws
-    # 960 kW (> 945 kW) and 14:30 has a power factor of 0.80
+    # 960 kW (> fora ponta's 900 kW + 5 %), and the clock hour 14:00-15:00 UTC (11 h in Sao Paulo,
+    # an inductive hour of the a4-azul tariff) has P 840 kWh, Q 390 kvarh: PF 0.9070 < 0.92
     bus = EventBridgeChangeEvents(boto3.client("events"), cloud.event_bus, EVENT_BUS.source)
     store = ingest_ports(cloud).store
-    active = intervals(Channel.ACTIVE_IMPORT, ["200", "240", "200"], Unit.KWH)
-    reactive = intervals(Channel.REACTIVE_IMPORT, ["40", "50", "150"], Unit.KVARH)
+    active = intervals(Channel.ACTIVE_IMPORT, ["200", "240", "200", "200"], Unit.KWH)
+    reactive = intervals(Channel.REACTIVE_IMPORT, ["40", "50", "150", "150"], Unit.KVARH)
     store.merge_intervals(CTX, active + reactive, lambda changes: bus.announce(CTX, changes))
 
     assert run_alarms() == {"batchItemFailures": []}
@@ -168,8 +169,11 @@ def test_demand_overrun_and_low_power_factor_name_their_interval(cloud):
     demand, pf = alarms[AlarmType.DEMAND_OVERRUN], alarms[AlarmType.LOW_POWER_FACTOR]
     assert demand.facts["interval_start"] == "2026-11-20T14:15:00+00:00"
     assert demand.facts["demand_kw"] == "960.000"
-    assert pf.facts["interval_start"] == "2026-11-20T14:30:00+00:00"
-    assert pf.facts["power_factor"] == "0.8000"
+    assert (pf.facts["interval_start"], pf.facts["interval_end"]) == (
+        "2026-11-20T14:00:00+00:00",
+        "2026-11-20T15:00:00+00:00",
+    )
+    assert (pf.facts["power_factor"], pf.facts["reactive"]) == ("0.9070", "inductive")
     assert {t.alarm_type for t in announced()} == {"demand_overrun", "low_power_factor"}
 
 

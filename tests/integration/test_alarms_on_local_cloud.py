@@ -23,8 +23,9 @@ import requests
 from hemera import aws
 from hemera.definitions import ALARM_SWEEP
 from hemera.domain.tenancy import TenantContext
-from hemera.services.alarms import alarm_settings_of, register_alarm_settings
-from hemera.wiring import alarm_ports
+from hemera.services.alarms import alarm_settings_of
+from hemera.services.onboarding import onboard_tenant
+from hemera.wiring import alarm_ports, export_ports
 from hemera_agent.agent import Agent
 from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
@@ -47,21 +48,31 @@ PASSWORD = "Portal-Alarms-2026!"
 
 @pytest.fixture(scope="module")
 def alarm_settings(local_cloud) -> Iterator[Any]:
-    """Coastal Power's alarm settings for this module: PF reference 0.99, a 20 kW contract for
-    cp-m-2001 and a silence limit of 20 seconds; the tenant file's settings afterwards."""
+    """Coastal Power for this module: cp-m-2001 contracted at 20 kW (its tariff's single demand,
+    as `tenant apply` would register a changed tenant file), PF reference 0.99 and a silence limit
+    of 20 seconds; the tenant file as it is afterwards."""
     tenant = local_cloud.tenants[TENANT]
-    store = alarm_ports(local_cloud.settings).settings
-    defaults = alarm_settings_of(tenant)
+    contracted = tenant.model_copy(
+        update={
+            "meters": [
+                m.model_copy(update={"contracted_demand_kw": CONTRACT_KW}) if m.id == MODBUS_METER else m
+                for m in tenant.meters
+            ]
+        }
+    )
+    ports = alarm_ports(local_cloud.settings)
+    schedules = export_ports(local_cloud.settings).schedules
+    onboard_tenant(ports.registry, ports.settings, schedules, contracted)
+    defaults = alarm_settings_of(contracted)
     settings = dataclasses.replace(
         defaults,
         thresholds=dataclasses.replace(
             defaults.thresholds, power_factor_min=Decimal("0.99"), silence_hours=Decimal(20) / 3600
         ),
-        contracted_demand_kw={**defaults.contracted_demand_kw, MODBUS_METER: CONTRACT_KW},
     )
-    store.put_settings(TenantContext(TENANT), settings)
+    ports.settings.put_settings(TenantContext(TENANT), settings)
     yield settings
-    register_alarm_settings(store, tenant)
+    onboard_tenant(ports.registry, ports.settings, schedules, tenant)
 
 
 def get(cloud, key: str, path: str, **params: str) -> requests.Response:
@@ -109,16 +120,20 @@ def test_low_power_factor_and_demand_overrun_name_the_interval(local_cloud, api_
     assert demand["severity"] == "major" and demand["state"] == "open"
     assert demand["subject"] == {"kind": "meter", "id": MODBUS_METER}
     assert demand["facts"]["contracted_kw"] == "20" and demand["facts"]["limit_kw"] == "21.00"
-    # The named interval is in the load profile, with the demand the alarm reports (kWh x 4).
+    # The named block is the tariff's 30-minute demand window (lv-business-tou), and its two
+    # quarter hours in the load profile give the demand the alarm reports (kWh x 60 / 30).
     start = datetime.fromisoformat(demand["facts"]["interval_start"])
+    end = datetime.fromisoformat(demand["facts"]["interval_end"])
+    assert end - start == timedelta(minutes=30)
     profile = get(
         local_cloud,
         key,
         f"/v1/meters/{MODBUS_METER}/load-profile",
-        **{"from": start.isoformat(), "to": (start + timedelta(minutes=15)).isoformat()},
+        **{"from": start.isoformat(), "to": end.isoformat()},
     ).json()
-    (interval,) = profile["intervals"]
-    assert Decimal(str(interval["value"])) * 4 == Decimal(demand["facts"]["demand_kw"])
+    first, second = profile["intervals"]
+    block_kwh = Decimal(str(first["raw_value"])) + Decimal(str(second["raw_value"]))
+    assert block_kwh * 2 == Decimal(demand["facts"]["demand_kw"])
     assert Decimal(demand["facts"]["demand_kw"]) > Decimal("21")
     # and the power factor the alarm names is below the reference, from that interval's energies
     assert Decimal(pf["facts"]["power_factor"]) < Decimal("0.99")

@@ -80,6 +80,12 @@ def test_demo_brings_a_full_local_day_for_every_meter(tmp_path):
         assert all(m["active_import_kwh"] > 0 for m in tenant["meters"])
         assert "curl -s -H 'x-api-key: " in tenant["curl"]
     assert "load-profile?from=" in demo.stdout
+    # each tenant's alarm notifications are set up; the webhook tenant's signing secret shown once
+    notifications = {t: document["tenants"][t]["notifications"] for t in document["tenants"]}
+    assert notifications["sul-energia"]["channels"] == ["email:medicao@sul-energia.example"]
+    assert notifications["sul-energia"]["webhook_secret"] is None
+    assert notifications["coastal-power"]["webhook_secret"]
+    assert f"webhook signing secret {notifications['coastal-power']['webhook_secret']}" in demo.stdout
 
 
 def hemera_login(state_dir: Path, user: str, password: str) -> subprocess.CompletedProcess[str]:

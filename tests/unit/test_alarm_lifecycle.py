@@ -69,6 +69,17 @@ def test_a_redelivered_observation_is_not_counted_twice():
     assert stored[-1].count == 2
 
 
+def test_the_same_clear_reading_judged_twice_counts_once():
+    """A sweep run twice over the same newest reading (a manual run, a faster scheduler) must not
+    close an alarm that only one healthy reading has seen."""
+    stored, transitions = run(PF, (0, True), (15, False), (15, False), (10, False))
+
+    assert transitions == [(None, "open")]
+    assert (stored[-1].state, stored[-1].clear_count) == (AlarmState.OPEN, 1)
+    _, transitions = run(PF, (0, True), (15, False), (15, False), (30, False))
+    assert transitions == [(None, "open"), ("open", "closed")]
+
+
 def test_auto_close_needs_two_clear_evaluations_so_flapping_raises_no_transitions():
     # Given a low power factor alarm, when the PF recovers for one evaluation and drops again,
     # then the alarm neither closes nor reopens; two clear evaluations in a row close it.

@@ -21,6 +21,8 @@ from hemera.domain.alarms.rules import (
     vee_failure_observation,
     voltage_unbalance_pct,
 )
+from hemera.domain.billing.tariff import ALL_POSTS, BillingRules, MeterTariff
+from hemera.domain.billing.tou import FORA_PONTA, PONTA, brazil_group_a
 from hemera.domain.instantaneous import InstantaneousReading, Quantity
 from hemera.domain.meter_events import EventType, MeterEvent, Subject
 from hemera.domain.readings import Channel, IntervalReading, Unit
@@ -241,6 +243,69 @@ def test_power_factor_at_the_reference_is_clear():
     assert not observation.active
 
 
+def test_a_phase_loss_is_an_alarm_per_phase():
+    # Given L1 and L2 lost, then L2 restored
+    def event(kind: EventType, phase: int, minutes: int) -> MeterEvent:
+        at = T0 + timedelta(minutes=minutes)
+        return MeterEvent(Subject.METER, "sul-m-1001", "rtu-poa-01", kind, at, detail={"phase": phase})
+
+    observations = event_observations(
+        [
+            event(EventType.PHASE_LOSS, 1, 0),
+            event(EventType.PHASE_LOSS, 2, 1),
+            event(EventType.PHASE_RESTORED, 2, 5),
+        ],
+        SUL,
+    )
+
+    # Then each phase has its own key: restoring L2 clears L2's alarm only
+    assert [(o.key.scope, o.active) for o in observations] == [
+        ("phase-1", True),
+        ("phase-2", True),
+        ("phase-2", False),
+    ]
+    assert len({o.key.text for o in observations}) == 2
+
+
+def _hour(start: datetime, kwh: str, kvarh: str, channel: Channel) -> tuple[list, list]:
+    quarters = [start + timedelta(minutes=15 * i) for i in range(4)]
+    return [interval(q, kwh) for q in quarters], [interval(q, kvarh, channel) for q in quarters]
+
+
+def test_with_a_tariff_the_power_factor_is_judged_per_clock_hour_and_window():
+    # Given Sao Paulo (UTC-3), the a4-azul capacitive window 00:00-06:00 local:
+    # 02:00 local (05:00 UTC): P 25 x 4, R- 18.75 x 4 -> capacitive PF 0.80; its R+ is ignored
+    # 10:00 local (13:00 UTC): P 25 x 4, R+ 5 x 4 -> PF 0.98 (fine)
+    night_p, night_cap = _hour(datetime(2026, 11, 19, 5, tzinfo=UTC), "25", "18.75", Channel.REACTIVE_EXPORT)
+    _, night_ind = _hour(datetime(2026, 11, 19, 5, tzinfo=UTC), "25", "0", Channel.REACTIVE_IMPORT)
+    day_p, day_ind = _hour(datetime(2026, 11, 19, 13, tzinfo=UTC), "25", "5", Channel.REACTIVE_IMPORT)
+
+    (observation,) = power_factor_observations(
+        "sul-m-1001", night_p + day_p, night_ind + day_ind, SUL, _azul(), night_cap
+    )
+
+    # Then the night hour is the low one, named as the hour billing would charge
+    assert observation.active
+    assert (observation.facts["interval_start"], observation.facts["interval_end"]) == (
+        "2026-11-19T05:00:00+00:00",
+        "2026-11-19T06:00:00+00:00",
+    )
+    assert (observation.facts["power_factor"], observation.facts["reactive"]) == ("0.8000", "capacitive")
+    assert observation.facts["intervals_below"] == 4
+    # and the same capacitive energy outside the window does not count (R+ is judged there)
+    (day,) = power_factor_observations(
+        "sul-m-1001",
+        day_p,
+        day_ind,
+        SUL,
+        _azul(),
+        _hour(day_p[0].start, "25", "18.75", Channel.REACTIVE_EXPORT)[1],
+    )
+    assert not day.active
+    # and an hour with a missing interval is not judged at all
+    assert power_factor_observations("sul-m-1001", day_p[:3], day_ind, SUL, _azul()) == []
+
+
 def test_demand_above_contracted_plus_five_percent_names_the_interval():
     # 900 kW contracted: the limit is 945 kW, 236.25 kWh in 15 minutes.
     active = [
@@ -261,6 +326,54 @@ def test_demand_within_the_tolerance_is_clear_and_meters_without_contract_are_no
     (observation,) = demand_observations("sul-m-1001", [interval(T0, "236.25")], SUL)
     assert not observation.active
     assert demand_observations("sul-m-9999", [interval(T0, "9999")], SUL) == []
+
+
+def _azul(per_post: bool = True) -> MeterTariff:
+    """A4 azul of the sample tenant: ponta 18-21 h on business days, contract ponta 600 / fora
+    ponta 900 kW (verde: 900 kW for every hour)."""
+    contract = (
+        ((PONTA, Decimal(600)), (FORA_PONTA, Decimal(900))) if per_post else ((ALL_POSTS, Decimal(900)),)
+    )
+    return MeterTariff(
+        "a4-azul", "A4 Azul", brazil_group_a(), BillingRules(demand_per_post=per_post), 1, contract
+    )
+
+
+def test_demand_is_held_to_the_contract_of_its_post():
+    # Given Fri 2026-11-20 is a holiday, use Thu 19: 650 kW in ponta (19:00 local = 22:00 UTC)
+    # and 650 kW in fora ponta (10:00 local)
+    ponta = datetime(2026, 11, 19, 22, tzinfo=UTC)
+    fora = datetime(2026, 11, 19, 13, tzinfo=UTC)
+    active = [interval(fora, "162.5"), interval(ponta, "162.5")]  # 650 kW each
+
+    # When the azul tariff judges them: ponta's 600 kW contract allows 630, fora ponta's 945
+    (observation,) = demand_observations("sul-m-1001", active, SUL, _azul())
+
+    # Then only the ponta block is an overrun, named with its post
+    assert observation.active
+    assert observation.facts["post"] == "ponta"
+    assert observation.facts["interval_start"] == "2026-11-19T22:00:00+00:00"
+    assert (observation.facts["contracted_kw"], observation.facts["limit_kw"]) == ("600", "630.00")
+    assert observation.facts["intervals_over"] == 1
+    # and verde (one 900 kW demand for every hour) sees no overrun in the same data
+    (verde,) = demand_observations("sul-m-1001", active, SUL, _azul(per_post=False))
+    assert not verde.active
+
+
+def test_five_minute_data_is_integrated_into_fifteen_minute_blocks():
+    # Given three 5-minute intervals at 13:00 UTC: 1,200 kW, then 600 and 600 -> 800 kW mean
+    start = datetime(2026, 11, 19, 13, tzinfo=UTC)
+    five = [
+        IntervalReading(
+            "sul-m-1001", Channel.ACTIVE_IMPORT, start + timedelta(minutes=5 * i), 5, Decimal(kwh), Unit.KWH
+        )
+        for i, kwh in enumerate(("100", "50", "50"))
+    ]
+    # Then the block (800 kW) is within fora ponta's 945 kW, though one 5-minute value is not
+    (observation,) = demand_observations("sul-m-1001", five, SUL, _azul())
+    assert not observation.active
+    # and an incomplete block (two of three intervals) is not judged at all
+    assert demand_observations("sul-m-1001", five[:2], SUL, _azul()) == []
 
 
 # --- silence, reads exhausted, VEE failures -----------------------------------------------------------

@@ -53,7 +53,8 @@ def alarms_pk(ctx: TenantContext) -> str:
 
 
 def head_sk(key: AlarmKey) -> str:
-    return f"{HEAD_SK_PREFIX}{key.subject.value}#{validate_id(key.subject_id, 'subject')}#{key.type.value}"
+    head = f"{HEAD_SK_PREFIX}{key.subject.value}#{validate_id(key.subject_id, 'subject')}#{key.type.value}"
+    return f"{head}#{validate_id(key.scope, 'scope')}" if key.scope else head
 
 
 class AlarmRecord(Model):
@@ -110,6 +111,7 @@ def alarm_document(alarm: Alarm) -> dict[str, Any]:
         "subject": alarm.key.subject.value,
         "subject_id": alarm.key.subject_id,
         "type": alarm.key.type.value,
+        "scope": alarm.key.scope,
         "severity": alarm.severity,
         "state": alarm.state.value,
         "first_seen": alarm.first_seen.isoformat(),
@@ -117,6 +119,7 @@ def alarm_document(alarm: Alarm) -> dict[str, Any]:
         "count": alarm.count,
         "facts": alarm.facts,
         "clear_count": alarm.clear_count,
+        "last_clear": _time(alarm.last_clear),
         "transitions": alarm.transitions,
         "changed_at": _time(alarm.changed_at),
         "acknowledged_by": alarm.acknowledged_by,
@@ -132,7 +135,9 @@ def alarm_of_document(doc: dict[str, Any]) -> Alarm:
     return Alarm(
         alarm_id=doc["alarm_id"],
         tenant_id=doc["tenant"],
-        key=AlarmKey(Subject(doc["subject"]), doc["subject_id"], AlarmType(doc["type"])),
+        key=AlarmKey(
+            Subject(doc["subject"]), doc["subject_id"], AlarmType(doc["type"]), doc.get("scope", "")
+        ),
         severity=doc["severity"],
         state=AlarmState(doc["state"]),
         first_seen=first_seen,
@@ -140,6 +145,7 @@ def alarm_of_document(doc: dict[str, Any]) -> Alarm:
         count=int(doc["count"]),
         facts=dict(doc.get("facts") or {}),
         clear_count=int(doc.get("clear_count", 0)),
+        last_clear=_parse(doc.get("last_clear")),
         transitions=int(doc.get("transitions", 1)),
         changed_at=_parse(doc.get("changed_at")),
         acknowledged_by=doc.get("acknowledged_by"),

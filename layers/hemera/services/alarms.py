@@ -190,8 +190,13 @@ def on_series_changed(
         if not active:
             continue
         reactive = ports.readings.load_profile(ctx, meter_id, Channel.REACTIVE_IMPORT, start, end)
-        observations += power_factor_observations(meter_id, active, reactive, settings)
-        observations += demand_observations(meter_id, active, settings)
+        meter = ports.registry.get_meter(ctx, meter_id)
+        tariff = meter.tariff if meter is not None else None
+        capacitive = (
+            ports.readings.load_profile(ctx, meter_id, Channel.REACTIVE_EXPORT, start, end) if tariff else []
+        )
+        observations += power_factor_observations(meter_id, active, reactive, settings, tariff, capacitive)
+        observations += demand_observations(meter_id, active, settings, tariff)
     return apply_observations(ports, ctx, observations)
 
 
@@ -258,10 +263,15 @@ def series_last_seen(
     return seen
 
 
+# Readings per meter one sweep judges at most: two 5-minute periods of 30-second reads.
+MAX_READINGS_PER_SWEEP = 20
+
+
 def sweep_tenant(ports: AlarmPorts, ctx: TenantContext, now: datetime, period: timedelta) -> SweepOutcome:
     """One tenant's sweep: communication failures from silence, the instantaneous rules on each
-    meter's newest reading of the last `period` (each reading is judged once), and the closing of
-    quiet one-shot alarms."""
+    meter's readings of the last two `period`s, oldest first (the overlap keeps a reading stored
+    just after a sweep, or a late sweep, from going unjudged; the lifecycle counts a reading
+    judged twice once), and the closing of quiet one-shot alarms."""
     settings = settings_for(ports, ctx)
     t = settings.thresholds
     if ports.activity is not None:
@@ -273,9 +283,11 @@ def sweep_tenant(ports: AlarmPorts, ctx: TenantContext, now: datetime, period: t
     meters = list(_meters(ports.registry, ctx))
     observations = silence_observations(last_seen, now, settings, {m.id: m.device_id for m in meters})
     for meter in meters:
-        newest = ports.instantaneous.newest_first(ctx, meter.id, now - period, now + timedelta(seconds=1), 1)
-        if newest:
-            observations += instantaneous_observations(newest[0], settings)
+        recent = ports.instantaneous.newest_first(
+            ctx, meter.id, now - 2 * period, now + timedelta(seconds=1), MAX_READINGS_PER_SWEEP
+        )
+        for reading in reversed(recent):
+            observations += instantaneous_observations(reading, settings)
     outcome = SweepOutcome(tenants=1, observations=len(observations))
     outcome.transitions += apply_observations(ports, ctx, observations)
     quiet = timedelta(hours=t.quiet_close_hours)

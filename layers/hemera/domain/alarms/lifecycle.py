@@ -59,10 +59,14 @@ class AlarmKey:
     subject: Subject
     subject_id: str
     type: AlarmType
+    # What part of the subject, for a type that may hold for several at once ("phase-2": one
+    # phase's loss); "" for the whole subject.
+    scope: str = ""
 
     @property
     def text(self) -> str:
-        return f"{self.subject.value}#{self.subject_id}#{self.type.value}"
+        base = f"{self.subject.value}#{self.subject_id}#{self.type.value}"
+        return f"{base}#{self.scope}" if self.scope else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +94,10 @@ class Alarm:
     last_seen: datetime
     count: int  # evaluations that saw the condition
     facts: Mapping[str, Any] = field(default_factory=dict)
-    # Consecutive evaluations that no longer saw the condition (reset by one that sees it).
+    # Consecutive evaluations that no longer saw the condition (reset by one that sees it), and
+    # the time of the newest one counted: the same clear reading judged twice counts once.
     clear_count: int = 0
+    last_clear: datetime | None = None
     transitions: int = 1  # state changes so far (the raise is the first)
     changed_at: datetime | None = None  # time of the last state change
     acknowledged_by: str | None = None
@@ -175,10 +181,13 @@ def apply_observation(tenant_id: str, current: Alarm | None, observation: Observ
         )
     if current is None or not current.is_active or at <= current.last_seen:
         return Step(None)
+    if current.clear_count and current.last_clear is not None and at <= current.last_clear:
+        return Step(None)  # this clear evaluation (or an older one) was counted already
     clear_count = current.clear_count + 1
     if clear_count < spec.clear_after:
-        return Step(replace(current, clear_count=clear_count))
-    return close(current, at, "condition cleared", clear_count=clear_count, clearing_facts=observation.facts)
+        return Step(replace(current, clear_count=clear_count, last_clear=at))
+    cleared = replace(current, last_clear=at)
+    return close(cleared, at, "condition cleared", clear_count=clear_count, clearing_facts=observation.facts)
 
 
 def close(

@@ -13,6 +13,8 @@ from decimal import Decimal
 from hemera.domain.alarms.catalog import AlarmType
 from hemera.domain.alarms.lifecycle import AlarmKey, Observation
 from hemera.domain.alarms.thresholds import AlarmSettings
+from hemera.domain.billing.tariff import ALL_POSTS, MeterTariff
+from hemera.domain.billing.tou import post_of
 from hemera.domain.instantaneous import InstantaneousReading, Quantity
 from hemera.domain.meter_events import EventType, MeterEvent, Subject
 from hemera.domain.readings import Channel, IntervalReading
@@ -58,7 +60,7 @@ def event_observations(events: Iterable[MeterEvent], settings: AlarmSettings) ->
             facts["code"] = event.code
         if event.detail:
             facts["detail"] = dict(event.detail)
-        key = AlarmKey(event.subject, event.subject_id, alarm_type)
+        key = AlarmKey(event.subject, event.subject_id, alarm_type, _scope_of(event))
         duration = _reported_duration(event)
         if event.type is EventType.POWER_UP and duration is not None:
             # The IDIS power-failure log reports the outage's duration with the power up: an
@@ -73,6 +75,14 @@ def event_observations(events: Iterable[MeterEvent], settings: AlarmSettings) ->
             found.append(Observation(key, start, True, implied, implied=True))
         found.append(Observation(key, event.at, raises, facts))
     return sorted(found, key=lambda o: o.at)
+
+
+def _scope_of(event: MeterEvent) -> str:
+    """A phase loss is an alarm per phase: L2 restored does not close L1's loss."""
+    phase = event.detail.get("phase")
+    if event.type in (EventType.PHASE_LOSS, EventType.PHASE_RESTORED) and phase in (1, 2, 3):
+        return f"phase-{phase}"
+    return ""
 
 
 def _reported_duration(event: MeterEvent) -> timedelta | None:
@@ -207,72 +217,197 @@ def power_factor_observations(
     active: Sequence[IntervalReading],
     reactive: Sequence[IntervalReading],
     settings: AlarmSettings,
+    tariff: MeterTariff | None = None,
+    capacitive: Sequence[IntervalReading] = (),
 ) -> list[Observation]:
-    """Low power factor on the intervals of one meter's changed days (inductive reactive energy,
-    R+ against A+), against the tenant's reference (REN 1000/2021: 0.92). One observation for the
-    whole stretch: active (dated by the worst interval, named in the facts) when any interval is
-    below the reference, else inactive (dated by the last interval)."""
+    """Low power factor on one meter's changed days against the tenant's reference (REN
+    1000/2021: 0.92). One observation for the whole stretch: active (dated by the worst period,
+    named in the facts) when any period is below the reference, else inactive (dated by the last).
+
+    With the meter's tariff the periods are what the bill charges (REN 1000 Art. 304): complete
+    clock hours in the tenant's time zone, capacitive reactive energy (R-, `capacitive`) inside
+    the tariff's capacitive window and inductive (R+, `reactive`) in every other hour. Without a
+    tariff each interval is judged on its inductive energy."""
     if not settings.enabled(AlarmType.LOW_POWER_FACTOR):
         return []
     minimum = settings.thresholds.power_factor_min
-    reactive_at = {r.start: r.value for r in reactive}
+    periods = (
+        _hourly_pf_periods(active, reactive, capacitive, tariff)
+        if tariff is not None
+        else _interval_pf_periods(active, reactive)
+    )
     evaluated = [
-        (r, pf)
-        for r in active
-        if r.start in reactive_at and (pf := power_factor(r.value, reactive_at[r.start])) is not None
+        (period, pf) for period in periods if (pf := power_factor(period.kwh, period.kvarh)) is not None
     ]
     if not evaluated:
         return []
     key = AlarmKey(Subject.METER, meter_id, AlarmType.LOW_POWER_FACTOR)
-    below = [(r, pf) for r, pf in evaluated if pf < minimum]
+    below = [(period, pf) for period, pf in evaluated if pf < minimum]
     if not below:
         last = evaluated[-1][0]
-        return [Observation(key, last.start, False, {**_interval_facts(last), "reference": str(minimum)})]
+        return [Observation(key, last.start, False, {**last.facts(), "reference": str(minimum)})]
     worst, pf = min(below, key=lambda pair: (pair[1], pair[0].start))
     facts = {
-        **_interval_facts(worst),
+        **worst.facts(),
         "power_factor": str(pf),
         "reference": str(minimum),
-        "active_kwh": str(worst.value),
-        "reactive_kvarh": str(reactive_at[worst.start]),
-        "intervals_below": len(below),
+        "active_kwh": str(worst.kwh),
+        "reactive_kvarh": str(worst.kvarh),
+        "intervals_below": sum(p.intervals for p, _ in below),
     }
-    return [Observation(key, max(r.start for r, _ in below), True, facts)]
+    if worst.kind is not None:
+        facts["reactive"] = worst.kind
+    return [Observation(key, max(p.start for p, _ in below), True, facts)]
 
 
-def demand_kw(reading: IntervalReading) -> Decimal:
-    """Mean active demand of an interval, kW: its energy over its length (the integration period
-    of the billed demand, 15 minutes in Brazil)."""
-    return reading.value * 60 / reading.length_minutes
+@dataclass(frozen=True, slots=True)
+class _PfPeriod:
+    """An interval or clock hour judged for its power factor."""
+
+    start: datetime
+    minutes: int
+    kwh: Decimal
+    kvarh: Decimal
+    intervals: int
+    kind: str | None = None  # "inductive" / "capacitive" for a tariff's hour
+
+    def facts(self) -> dict[str, object]:
+        end = self.start + timedelta(minutes=self.minutes)
+        return {"interval_start": self.start.isoformat(), "interval_end": end.isoformat()}
+
+
+def _interval_pf_periods(
+    active: Sequence[IntervalReading], reactive: Sequence[IntervalReading]
+) -> list[_PfPeriod]:
+    reactive_at = {r.start: r.value for r in reactive}
+    return [
+        _PfPeriod(r.start, r.length_minutes, r.value, reactive_at[r.start], 1)
+        for r in sorted(active, key=lambda r: r.start)
+        if r.start in reactive_at
+    ]
+
+
+def _hourly_pf_periods(
+    active: Sequence[IntervalReading],
+    inductive: Sequence[IntervalReading],
+    capacitive: Sequence[IntervalReading],
+    tariff: MeterTariff,
+) -> list[_PfPeriod]:
+    """Complete clock hours (local) with every interval present in A+ and the hour's reactive
+    channel; an hour with a gap is not judged (as billing does)."""
+    zone = tariff.calendar.zone
+    by_channel = {
+        "inductive": {r.start: r for r in inductive},
+        "capacitive": {r.start: r for r in capacitive},
+    }
+    hours: dict[datetime, list[IntervalReading]] = {}
+    for r in active:
+        local = r.start.astimezone(zone)
+        hour = local.replace(minute=0, second=0, microsecond=0).astimezone(r.start.tzinfo)
+        hours.setdefault(hour, []).append(r)
+    periods = []
+    for hour, members in sorted(hours.items()):
+        kind = "capacitive" if tariff.rules.is_capacitive_hour(hour.astimezone(zone).time()) else "inductive"
+        q_of = by_channel[kind]
+        if sum(r.length_minutes for r in members) != 60 or any(r.start not in q_of for r in members):
+            continue
+        p = sum((r.value for r in members), Decimal(0))
+        q = sum((q_of[r.start].value for r in members), Decimal(0))
+        periods.append(_PfPeriod(hour, 60, p, q, len(members), kind))
+    return periods
+
+
+@dataclass(frozen=True, slots=True)
+class _DemandBlock:
+    """One integration block of the billed demand: its readings, post and contract."""
+
+    readings: tuple[IntervalReading, ...]
+    minutes: int
+    post: str
+    contracted: Decimal
+
+    @property
+    def kw(self) -> Decimal:
+        return sum((r.value for r in self.readings), Decimal(0)) * 60 / self.minutes
+
+    @property
+    def start(self) -> datetime:
+        return self.readings[0].start
+
+
+def _demand_blocks(
+    active: Sequence[IntervalReading], contract: Mapping[str, Decimal], tariff: MeterTariff | None
+) -> list[_DemandBlock]:
+    """The meter's complete integration blocks with a contract: the tariff's (15 min; shorter
+    intervals summed, an incomplete block skipped as billing does), each in the post of its start
+    when the tariff bills a demand per post (azul), else in `ALL_POSTS`."""
+    block_minutes = tariff.rules.demand_interval_minutes if tariff is not None else 15
+    groups: dict[datetime, list[IntervalReading]] = {}
+    for r in sorted(active, key=lambda r: r.start):
+        minutes = max(block_minutes, r.length_minutes)
+        epoch_minutes = int(r.start.timestamp()) // 60
+        groups.setdefault(r.start - timedelta(minutes=epoch_minutes % minutes), []).append(r)
+    blocks = []
+    for members in groups.values():
+        minutes = max(block_minutes, members[0].length_minutes)
+        if sum(r.length_minutes for r in members) != minutes:
+            continue
+        per_post = tariff is not None and tariff.rules.demand_per_post
+        post = post_of(members[0].start, tariff.calendar) if tariff is not None and per_post else ALL_POSTS
+        contracted = contract.get(post)
+        if contracted is not None:
+            blocks.append(_DemandBlock(tuple(members), minutes, post, contracted))
+    return blocks
 
 
 def demand_observations(
-    meter_id: str, active: Sequence[IntervalReading], settings: AlarmSettings
+    meter_id: str,
+    active: Sequence[IntervalReading],
+    settings: AlarmSettings,
+    tariff: MeterTariff | None = None,
 ) -> list[Observation]:
-    """Demand above the meter's contracted demand by more than the tolerance (REN 1000/2021: 5 %)
-    on the intervals of its changed days; meters without a contracted demand observe nothing."""
-    contracted = settings.contracted_demand_kw.get(meter_id)
-    if contracted is None or not active or not settings.enabled(AlarmType.DEMAND_OVERRUN):
+    """Demand above the contracted demand by more than the tolerance (REN 1000/2021: 5 %) on the
+    intervals of one meter's changed days, integrated as billing does (15-minute blocks, Art. 2
+    XIII). With the meter's tariff each block is held to the contract of its post (azul: ponta and
+    fora ponta have their own), else to the meter's single contracted demand; meters without a
+    contracted demand observe nothing."""
+    if not active or not settings.enabled(AlarmType.DEMAND_OVERRUN):
+        return []
+    if tariff is not None and tariff.contracted_demand_kw:
+        contract: Mapping[str, Decimal] = dict(tariff.contracted_demand_kw)
+    elif (single := settings.contracted_demand_kw.get(meter_id)) is not None:
+        contract, tariff = {ALL_POSTS: single}, None
+    else:
         return []
     tolerance = settings.thresholds.demand_tolerance
-    limit = contracted * (1 + tolerance)
     key = AlarmKey(Subject.METER, meter_id, AlarmType.DEMAND_OVERRUN)
-    over = [r for r in active if demand_kw(r) > limit]
+    blocks = _demand_blocks(active, contract, tariff)
+    if not blocks:
+        return []
+    over = [b for b in blocks if b.kw > b.contracted * (1 + tolerance)]
     if not over:
-        last = max(active, key=lambda r: r.start)
-        return [Observation(key, last.start, False, {**_interval_facts(last), "limit_kw": str(limit)})]
-    worst = max(over, key=lambda r: (demand_kw(r), r.start))
-    measured = demand_kw(worst)
+        last = max(blocks, key=lambda b: b.start)
+        facts = {**_block_facts(last), "limit_kw": str(last.contracted * (1 + tolerance))}
+        return [Observation(key, last.start, False, facts)]
+    worst = max(over, key=lambda b: (b.kw / b.contracted, b.start))
     facts = {
-        **_interval_facts(worst),
-        "demand_kw": str(measured.quantize(Decimal("0.001"))),
-        "contracted_kw": str(contracted),
+        **_block_facts(worst),
+        "demand_kw": str(worst.kw.quantize(Decimal("0.001"))),
+        "contracted_kw": str(worst.contracted),
         "tolerance": str(tolerance),
-        "limit_kw": str(limit),
-        "overrun_pct": str(((measured / contracted - 1) * 100).quantize(Decimal("0.1"))),
-        "intervals_over": len(over),
+        "limit_kw": str(worst.contracted * (1 + tolerance)),
+        "overrun_pct": str(((worst.kw / worst.contracted - 1) * 100).quantize(Decimal("0.1"))),
+        "intervals_over": sum(len(b.readings) for b in over),
     }
-    return [Observation(key, max(r.start for r in over), True, facts)]
+    return [Observation(key, max(b.start for b in over), True, facts)]
+
+
+def _block_facts(block: _DemandBlock) -> dict[str, object]:
+    end = block.start + timedelta(minutes=block.minutes)
+    facts: dict[str, object] = {"interval_start": block.start.isoformat(), "interval_end": end.isoformat()}
+    if block.post != ALL_POSTS:
+        facts["post"] = block.post
+    return facts
 
 
 # --- silence, reads exhausted, VEE failures -----------------------------------------------------
