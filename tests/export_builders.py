@@ -168,9 +168,9 @@ def sydney_meter(nmi: str | None = "NCDE001234") -> MeterExportData:
     )
 
 
-def sao_paulo_meter() -> MeterExportData:
-    """A 30-minute meter in São Paulo without an NMI, active import over 4-6 April 2026, with an
-    operator's edit (F14 reason 24) on the 5th 15:00-16:00."""
+def sao_paulo_meter(nmi: str | None = None) -> MeterExportData:
+    """A 30-minute meter in São Paulo (without an NMI unless given), active import over 4-6 April
+    2026, with an operator's edit (F14 reason 24) on the 5th 15:00-16:00."""
     meter_id = "cp-m-2002"
     days = [
         final_day(
@@ -201,7 +201,7 @@ def sao_paulo_meter() -> MeterExportData:
         ),
     ]
     return MeterExportData(
-        meter_id=meter_id, serial=None, nmi=None, customer_id=None, timezone=SAO_PAULO, days=days
+        meter_id=meter_id, serial=None, nmi=nmi, customer_id=None, timezone=SAO_PAULO, days=days
     )
 
 

@@ -241,6 +241,7 @@ def customer_document(customer: Customer) -> dict[str, Any]:
         "name": customer.name,
         "load_class": customer.load_class,
         "tax_id": customer.tax_id,
+        "reading_day": customer.reading_day,
     }
 
 
@@ -252,6 +253,8 @@ def meter_document(meter: Meter) -> dict[str, Any]:
         "model": meter.model,
         "protocol": meter.protocol,
         "multiplier": number(meter.multiplier),
+        "nmi": meter.nmi,
+        "serial": meter.serial,
     }
 
 

@@ -107,8 +107,18 @@ BILLING_ID = "Billing"
 # Export files and manifests under each tenant's prefix: tenants/<tenant>/exports/<id>/v<n>/<file>.
 EXPORTS_OBJECTS_PATTERN = "tenants/*/exports/*"
 # Final days, meters and the export index are read with Query/GetItem (and final days in batches);
-# index items are written with conditional puts.
-EXPORTS_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem")
+# index items are written with conditional puts; pending restatements are written and cleared in
+# batches (BatchWriteItem puts and deletes).
+EXPORTS_TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+)
+# The portal's export routes: read the index (Query/GetItem) and index a pending request (PutItem,
+# and a conditional put marking it failed when it could not be queued).
+EXPORTS_PORTAL_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem")
 
 # --- notifications -------------------------------------------------------------------------------
 NOTIFICATIONS_ID = "Notifications"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
@@ -101,3 +102,16 @@ class EventFedConstruct(Construct):
     @property
     def rule(self) -> events.Rule:
         return self.rules[0]
+
+
+def grant_put_platform_event(role: iam.IRole, bus: events.IEventBus, source: str, detail_type: str) -> None:
+    """Let `role` put exactly one kind of event on the platform bus (`events:source` and
+    `events:detail-type` conditions): the portal announces an acknowledgement, an edit, an export
+    request, and nothing it could pass off as another capability's event."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["events:PutEvents"],
+            resources=[bus.event_bus_arn],
+            conditions={"StringEquals": {"events:source": source, "events:detail-type": detail_type}},
+        )
+    )

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hemera.definitions import EXPORTS_DUE_SCHEDULE
+from hemera.domain.notifications import tenant_topic_name
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.services.access import Caller
@@ -237,7 +238,8 @@ class Demo:
     def wait_for_exported_day(self, timeout_s: float = 120.0) -> bool:
         """Block until each tenant's export of the demo day holds data (bounded): the scheduler
         may have exported the day before VEE finished it, and the restatements that follow
-        arrive through the billing queue's batching window. False if the time ran out."""
+        wait for the restatements job (every 15 minutes, a fraction of a second at the demo's
+        speed). False if the time ran out."""
         assert self.cloud.settings
         ports = export_ports(self.cloud.settings)
         wanted = [
@@ -272,6 +274,7 @@ class Demo:
                 "rows": sum(f.rows for f in e.latest.files),
             }
             for e in page.items
+            if e.versions  # an on-demand export still pending (or failed) has no files to show
         ]
 
     # --- report ----------------------------------------------------------------------------------
@@ -317,6 +320,11 @@ class Demo:
                 "curl_other_tenant_404": self.curl(other.api_key, first_meter, demo.day),
                 "exports": self.exports_of(demo.definition.id),
                 "curl_exports": f"curl -s -H 'x-api-key: {demo.api_key}' '{self.cloud.api_url}/v1/exports'",
+                "notifications": {
+                    "topic": tenant_topic_name(demo.definition.id),
+                    "channels": [f"{c.kind}:{c.target}" for c in demo.definition.notifications],
+                    "webhook_secret": self.cloud.webhook_secrets.get(demo.definition.id),
+                },
             }
         return document
 
@@ -373,6 +381,15 @@ class Demo:
                     highlight=False,
                 )
             self.console.print(entry["curl_exports"], soft_wrap=True, highlight=False)
+            notifications = entry["notifications"]
+            secret = notifications["webhook_secret"]
+            self.console.print(
+                f"  alarm notifications: SNS topic {notifications['topic']}, channels "
+                f"{', '.join(notifications['channels']) or 'none'}"
+                + (f", webhook signing secret {secret}" if secret else ""),
+                soft_wrap=True,
+                highlight=False,
+            )
         first = next(iter(document["tenants"].values()))
         self.console.print("Another tenant's key gets 404 for the same meter:")
         self.console.print(first["curl_other_tenant_404"], soft_wrap=True, highlight=False)

@@ -497,8 +497,9 @@ NOTIFY_SCHEDULES: tuple[ScheduleDef, ...] = ()
 
 # --- billing determinants and exports ----------------------------------------------------------
 # One function runs the billing exports: the hourly "exports due" job (every tenant's schedules;
-# idempotent, so the hour it runs in does not matter) and the restatements of exported periods
-# when VEE stores changed final days. Rendering a month of a tenant's meters wants time.
+# idempotent, so the hour it runs in does not matter), the on-demand exports the portal accepted,
+# the recording of changed final days inside exported periods, and the restatements job that
+# renders them. Rendering a month of a tenant's meters wants time.
 BILLING_EXPORTS_FUNCTION = FunctionDef(
     name="billing_exports",
     code_dir="billing_exports",
@@ -506,9 +507,11 @@ BILLING_EXPORTS_FUNCTION = FunctionDef(
     memory_mb=1024,
     timeout_s=300,
 )
-# FinalDaysChanged events for restatements. The window lets a batch gather the events of one VEE
-# run, so an exported period gets one new version for the batch, not one per changed day.
-# Visibility is six times the function timeout plus the window, as Lambda's SQS event source asks.
+# An on-demand export the portal accepted (state `pending`): detail {"tenant", "export_id"}.
+EXPORT_REQUESTED = "ExportRequested"
+# FinalDaysChanged events: each changed day inside an exported period is recorded as a pending
+# restatement of that export (cheap writes; the restatements job renders). Visibility is six times
+# the function timeout plus the window, as Lambda's SQS event source asks.
 EXPORT_RESTATEMENTS_QUEUE = QueueDef(
     construct_id="ExportRestatements",
     env_var="HEMERA_EXPORT_RESTATEMENTS_QUEUE_URL",
@@ -524,19 +527,47 @@ EXPORT_RESTATEMENTS_RULE = EventRuleDef(
     detail_type=SERIES_VALIDATED,
     queue=EXPORT_RESTATEMENTS_QUEUE,
 )
+# On-demand exports, one per invocation (each may take the function's whole timeout), without a
+# batching window (the caller polls GET /v1/exports/{id}). After three failed receives the export
+# is marked `failed` by the last attempt (the message then goes to the DLQ).
+EXPORT_REQUESTS_QUEUE = QueueDef(
+    construct_id="ExportRequests",
+    env_var="HEMERA_EXPORT_REQUESTS_QUEUE_URL",
+    local_name="hemera-export-requests",
+    dlq_local_name="hemera-export-requests-dlq",
+    visibility_timeout_s=6 * 300,
+    batch_size=1,
+    batch_window_s=0,
+)
+EXPORT_REQUESTS_RULE = EventRuleDef(
+    name="hemera_billing_export_requested",
+    source=BILLING_SOURCE,
+    detail_type=EXPORT_REQUESTED,
+    queue=EXPORT_REQUESTS_QUEUE,
+)
 EXPORTS_DUE_JOB = "exports_due"
 EXPORTS_DUE_SCHEDULE = ScheduleDef(
     "hemera_exports_due", rate_minutes=60, function=BILLING_EXPORTS_FUNCTION, payload={"job": EXPORTS_DUE_JOB}
 )
-BILLING_QUEUES: tuple[QueueDef, ...] = (EXPORT_RESTATEMENTS_QUEUE,)
+# Restatements are debounced: every 15 minutes each export with pending changes gets ONE new
+# version with all of them (a late batch, its re-reads and an edit land in one version).
+RESTATEMENTS_JOB = "restatements"
+RESTATEMENTS_SCHEDULE = ScheduleDef(
+    "hemera_restatements",
+    rate_minutes=15,
+    function=BILLING_EXPORTS_FUNCTION,
+    payload={"job": RESTATEMENTS_JOB},
+)
+BILLING_QUEUES: tuple[QueueDef, ...] = (EXPORT_RESTATEMENTS_QUEUE, EXPORT_REQUESTS_QUEUE)
 BILLING_FUNCTIONS: tuple[FunctionDef, ...] = (BILLING_EXPORTS_FUNCTION,)
-# Two batches at most (the mapping's minimum): two restatements of one export that race fail the
-# index's version check on one side, whose records SQS delivers again.
+# Two batches at most (the mapping's minimum) per queue: recordings are idempotent puts, and two
+# renders of one request race on the index's pending check (one of them completes it).
 BILLING_CONSUMERS: tuple[QueueConsumer, ...] = (
     QueueConsumer(EXPORT_RESTATEMENTS_QUEUE, BILLING_EXPORTS_FUNCTION, max_concurrency=2),
+    QueueConsumer(EXPORT_REQUESTS_QUEUE, BILLING_EXPORTS_FUNCTION, max_concurrency=2),
 )
-BILLING_EVENT_RULES: tuple[EventRuleDef, ...] = (EXPORT_RESTATEMENTS_RULE,)
-BILLING_SCHEDULES: tuple[ScheduleDef, ...] = (EXPORTS_DUE_SCHEDULE,)
+BILLING_EVENT_RULES: tuple[EventRuleDef, ...] = (EXPORT_RESTATEMENTS_RULE, EXPORT_REQUESTS_RULE)
+BILLING_SCHEDULES: tuple[ScheduleDef, ...] = (EXPORTS_DUE_SCHEDULE, RESTATEMENTS_SCHEDULE)
 
 # --- commands housekeeping: automatic re-reads of missing data, expiry of unanswered commands -----
 COMMAND_SWEEPS_FUNCTION = FunctionDef(

@@ -21,6 +21,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -33,6 +35,7 @@ from hemera.domain.billing.tariff import (
 )
 from hemera.domain.billing.tou import FORA_PONTA, PONTA, PostWindow, TouCalendar
 from hemera.domain.errors import HemeraError
+from hemera.domain.nmi import check_serial, parse_nmi
 from hemera.domain.tenancy import validate_id
 from hemera.domain.vee.catalog import DisableableRule, EstimatorName
 from hemera.domain.vee.config import VeeConfig
@@ -92,6 +95,9 @@ class Customer(BaseModel):
     tax_id: str | None = Field(default=None, min_length=1, max_length=40)
     address: Address | None = None
     contact: Contact | None = None
+    # The day of the month the customer's meters are read (1-28); it overrides the reading day
+    # of the meters' tariffs for this customer's billing cycle (README "Billing determinants").
+    reading_day: int | None = Field(default=None, ge=1, le=28)
 
 
 PostName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
@@ -150,13 +156,15 @@ class Tariff(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Tariff:
-        # The domain's own checks (overlapping windows, capacitive window inside 23:30-06:30).
-        self.billing_calendar("UTC", "BR")
+        # The domain's own checks (overlapping windows, capacitive window inside 23:30-06:30);
+        # those that depend on the tenant's country are made with the tenant (`_references`).
+        self.billing_calendar("UTC", None)
         self.billing_rules()
         return self
 
-    def billing_calendar(self, timezone: str, country: str) -> TouCalendar:
-        """The tariff's calendar in the tenant's time zone and country."""
+    def billing_calendar(self, timezone: str, country: str | None) -> TouCalendar:
+        """The tariff's calendar in the tenant's time zone and country (None: the tariff's own
+        `holiday_country` only)."""
         if self.windows is None:
             windows: tuple[PostWindow, ...] = (
                 PostWindow(PONTA, time(self.ponta_start_hour), self.ponta_hours),
@@ -186,7 +194,7 @@ class Tariff(BaseModel):
         )
 
     def posts(self) -> tuple[str, ...]:
-        return self.billing_calendar("UTC", "BR").posts
+        return self.billing_calendar("UTC", None).posts
 
     def meter_tariff(
         self,
@@ -314,10 +322,11 @@ class ExportSchedule(BaseModel):
     """A billing export the tenant receives on a schedule (`hemera.services.exports` runs it).
 
     `period` is what one run covers, in the tenant's time zone: the previous calendar month
-    (run on `day_of_month`), the billing cycle that ends the day before `day_of_month` (it starts
-    on `day_of_month` of the month before), or the previous day (run every day). A run becomes
-    due at `at_hour` local time; the hourly "exports due" job runs it once (its manifest says
-    it is done). `meters`/`customers` narrow the export (empty: every meter of the tenant).
+    (run on `day_of_month`), each meter's billing cycle when it closes (run on the reading day:
+    the customer's, else the tariff's, else `day_of_month`; one run per reading day, covering the
+    meters read that day), or the previous day (run every day). A run becomes due at `at_hour`
+    local time; the hourly "exports due" job runs it once (its manifest says it is done).
+    `meters`/`customers` narrow the export (empty: every meter of the tenant).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -328,7 +337,8 @@ class ExportSchedule(BaseModel):
     format: ExportFormatName | None = None
     formats: tuple[ExportFormatName, ...] = ()
     period: Literal["previous_month", "billing_cycle", "previous_day"] = "previous_month"
-    # Day of the month the previous period is exported (1-28: exists in every month).
+    # Day of the month the previous period is exported (1-28: exists in every month); for a
+    # billing cycle, the reading day of meters without a tariff.
     day_of_month: int = Field(default=1, ge=1, le=28)
     at_hour: int = Field(default=2, ge=0, le=23)
     meters: tuple[Id, ...] = ()
@@ -407,10 +417,53 @@ class MeterDef(BaseModel):
     # posts left out keep `contracted_demand_kw`.
     contracted_demand_by_post_kw: dict[PostName, Annotated[Decimal, Field(gt=0)]] | None = None
     tariff: Id | None = None
+    # The NMI of an Australian (NEM) connection point: the 10 characters, or 11 with the AEMO
+    # checksum digit, which is then checked (`hemera.domain.nmi`); the 10 are registered.
+    # Unique per tenant. Meters without one are left out of NEM12 exports.
+    nmi: str | None = None
+    # The manufacturer's serial number, 1-12 characters (NEM12's MeterSerialNumber).
+    serial: str | None = None
+
+    @field_validator("nmi", "serial")
+    @classmethod
+    def _market_identity(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        meter = info.data.get("id", "?")
+        try:
+            return parse_nmi(value) if info.field_name == "nmi" else check_serial(value)
+        except ValueError as exc:
+            raise ValueError(f"meter {meter}: {exc}") from exc
 
     @property
     def multiplier(self) -> Decimal:
         return self.ct_ratio * self.vt_ratio
+
+
+def brazilian_group_a(tariff: Tariff, country: str) -> bool:
+    """A Brazilian Group A tariff: a Brazilian tenant's tariff on the default ponta calendar (a
+    tariff with its own `windows`, e.g. Group B's tarifa branca, is not)."""
+    return country == "BR" and tariff.windows is None
+
+
+def _calendar_month_problems(definition: TenantDefinition) -> list[str]:
+    """ANEEL REN 1.000/2021 Art. 261 and 282: a Group A consumer is read and billed on the
+    calendar month, so a Brazilian Group A tariff's cycle closes on day 1, and no customer on one
+    may have a reading day of its own."""
+    group_a = {t.id for t in definition.tariffs if brazilian_group_a(t, definition.country)}
+    rule = "Group A is billed on the calendar month (ANEEL REN 1.000 Art. 261): reading day 1"
+    problems = [
+        f"tariffs[{index}].reading_day: tariff {t.id}: {rule}, not {t.reading_day}"
+        for index, t in enumerate(definition.tariffs)
+        if t.id in group_a and t.reading_day != 1
+    ]
+    on_group_a = {m.customer for m in definition.meters if m.tariff in group_a}
+    problems += [
+        f"customers[{index}].reading_day: customer {c.id} has meters on a {rule}, not {c.reading_day}"
+        for index, c in enumerate(definition.customers)
+        if c.id in on_group_a and c.reading_day not in (None, 1)
+    ]
+    return problems
 
 
 def _contract_problems(index: int, meter: MeterDef, tariffs: tuple[Tariff, ...]) -> list[str]:
@@ -464,10 +517,24 @@ class TenantDefinition(BaseModel):
                 if item_id in seen:
                     problems.append(f"{kind}[{index}].id: duplicate id {item_id}")
                 seen.add(item_id)
+        for index, tariff in enumerate(self.tariffs):
+            try:
+                tariff.billing_calendar(self.timezone, self.country)
+            except ValueError as exc:
+                problems.append(f"tariffs[{index}]: tariff {tariff.id}: {exc}")
+        problems += _calendar_month_problems(self)
         customers = {c.id for c in self.customers}
         rtus = {r.id for r in self.rtus}
         tariffs = {t.id for t in self.tariffs}
+        nmis: dict[str, str] = {}
         for index, meter in enumerate(self.meters):
+            if meter.nmi is not None:
+                if meter.nmi in nmis:
+                    problems.append(
+                        f"meters[{index}].nmi: meter {meter.id}: NMI {meter.nmi} is already meter "
+                        f"{nmis[meter.nmi]}'s (an NMI is unique per tenant)"
+                    )
+                nmis.setdefault(meter.nmi, meter.id)
             if meter.customer not in customers:
                 problems.append(f"meters[{index}].customer: unknown customer {meter.customer}")
             if meter.rtu not in rtus:

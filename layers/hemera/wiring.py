@@ -114,12 +114,14 @@ def command_ports(settings: RuntimeSettings) -> CommandPorts:
     return CommandPorts(
         registry=registry,
         commands=DynamoCommandStore(command_models(settings.readings_table, settings.aws, host)),
-        publisher=_command_publisher(settings),
+        publisher=command_publisher(settings),
     )
 
 
-def _command_publisher(settings: RuntimeSettings) -> CommandPublisher:
-    """IoT Core's data endpoint; on the local cloud, its mosquitto broker."""
+@cache
+def command_publisher(settings: RuntimeSettings) -> CommandPublisher:
+    """IoT Core's data endpoint; on the local cloud, its mosquitto broker. The portal builds it
+    from its own settings: a tenant session reaches only the tenant's items and objects."""
     if settings.local_mqtt:
         from hemera.adapters.commands_mqtt import LocalBroker, LocalMqttPublisher
 
@@ -179,13 +181,16 @@ def notification_ports(settings: RuntimeSettings, notify: NotifySettings) -> Not
 
 @cache
 def export_ports(settings: RuntimeSettings) -> ExportPorts:
-    """Billing exports: final days, the export index and the tenants' schedules (readings table),
-    files (exports bucket), `ExportWritten` on the platform bus."""
+    """Billing exports: final days, the export index, the tenants' schedules and the pending
+    restatements (readings table), files (exports bucket), `ExportWritten` and `ExportRequested`
+    on the platform bus."""
     from hemera.adapters.exports_dynamodb import (
         DynamoExportIndex,
         DynamoExportSchedules,
+        DynamoPendingRestatements,
         export_model,
         export_schedules_model,
+        pending_restatement_model,
     )
     from hemera.adapters.exports_s3 import EventBridgeExportEvents, S3ExportFiles
     from hemera.services.exports import ExportPorts
@@ -199,6 +204,10 @@ def export_ports(settings: RuntimeSettings) -> ExportPorts:
         files=S3ExportFiles(aws.client(settings.aws, "s3"), settings.exports_bucket),
         events=EventBridgeExportEvents(aws.client(settings.aws, "events"), settings.event_bus),
         schedules=DynamoExportSchedules(export_schedules_model(settings.readings_table, settings.aws, host)),
+        requests=export_requests(settings),
+        restatements=DynamoPendingRestatements(
+            pending_restatement_model(settings.readings_table, settings.aws, host)
+        ),
     )
 
 
@@ -218,7 +227,6 @@ def vee_ports(settings: RuntimeSettings, vee: VeeSettings) -> VeePorts:
     the platform bus (FinalDaysChanged). Not cached here (the tenant settings are a mapping):
     each caller keeps the ports it builds at cold start."""
     from hemera.adapters.edits_dynamodb import DynamoEdits, edit_model
-    from hemera.adapters.final_series_events import EventBridgeFinalDays
     from hemera.adapters.meter_events_dynamodb import DynamoMeterEvents, DynamoRegisters, meter_event_models
     from hemera.services.vee import VeePorts
 
@@ -230,7 +238,7 @@ def vee_ports(settings: RuntimeSettings, vee: VeeSettings) -> VeePorts:
         readings=store,
         final=final_series_store(settings),
         edits=DynamoEdits(edit_model(settings.readings_table, settings.aws, host)),
-        announcer=EventBridgeFinalDays(aws.client(settings.aws, "events"), settings.event_bus),
+        announcer=final_days_announcer(settings),
         settings=vee,
         events=DynamoMeterEvents(event, outage),
         registers=DynamoRegisters(register),
@@ -314,7 +322,6 @@ def alarm_ports(settings: RuntimeSettings) -> AlarmPorts:
     store), the bus `AlarmChanged` goes to, and what the rules read (interval series,
     instantaneous values, device last-seen times, the registry)."""
     from hemera.adapters.alarms_dynamodb import DynamoAlarmStore, alarm_models
-    from hemera.adapters.alarms_eventbridge import EventBridgeAlarmAnnouncer
     from hemera.services.alarms import AlarmPorts
 
     store, registry = _readings(settings)
@@ -325,7 +332,7 @@ def alarm_ports(settings: RuntimeSettings) -> AlarmPorts:
         alarms=alarms,
         settings=alarms,
         vee=alarms,
-        announcer=EventBridgeAlarmAnnouncer(aws.client(settings.aws, "events"), settings.event_bus),
+        announcer=alarm_announcer(settings),
         registry=registry,
         readings=store,
         instantaneous=instantaneous_store(settings),
@@ -348,3 +355,41 @@ def portal_tenant_sessions(settings: RuntimeSettings) -> TenantSessions | None:
     sts = aws.client(settings.aws, "sts")
     account = str(sts.get_caller_identity()["Account"])
     return TenantSessions(settings, sts, portal_scope(settings, account))
+
+
+@cache
+def export_requests(settings: RuntimeSettings) -> EventBridgeExportRequests:
+    """`ExportRequested` on the platform bus. The portal builds it from its own settings, not a
+    tenant session (those reach only the tenant's items and objects)."""
+    from hemera.adapters.exports_s3 import EventBridgeExportRequests
+
+    return EventBridgeExportRequests(aws.client(settings.aws, "events"), settings.event_bus)
+
+
+if TYPE_CHECKING:  # imported where used (annotations only)
+    from hemera.adapters.exports_s3 import EventBridgeExportRequests
+
+
+# --- platform publishers -------------------------------------------------------------------------
+# The portal builds these from its own settings, never from a tenant session: that session's
+# policy reaches only the tenant's items and objects (`hemera.adapters.tenant_credentials`), so
+# `events:PutEvents` and `iot:Publish` would be refused in AWS (moto does not check).
+@cache
+def alarm_announcer(settings: RuntimeSettings) -> EventBridgeAlarmAnnouncer:
+    """`AlarmChanged` on the platform bus."""
+    from hemera.adapters.alarms_eventbridge import EventBridgeAlarmAnnouncer
+
+    return EventBridgeAlarmAnnouncer(aws.client(settings.aws, "events"), settings.event_bus)
+
+
+@cache
+def final_days_announcer(settings: RuntimeSettings) -> EventBridgeFinalDays:
+    """`FinalDaysChanged` on the platform bus."""
+    from hemera.adapters.final_series_events import EventBridgeFinalDays
+
+    return EventBridgeFinalDays(aws.client(settings.aws, "events"), settings.event_bus)
+
+
+if TYPE_CHECKING:  # imported where used (annotations only)
+    from hemera.adapters.alarms_eventbridge import EventBridgeAlarmAnnouncer
+    from hemera.adapters.final_series_events import EventBridgeFinalDays

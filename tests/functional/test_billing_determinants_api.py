@@ -2,9 +2,10 @@
 its tenant file (tariff A4 azul of sul-m-1001 carried into the registry), final days stored with
 the DynamoDB final-series adapter, answers held to the OpenAPI contract.
 
-sul-m-1001: A4 azul, reading day 15 -> period 2026-11 is the cycle 2026-10-15 … 2026-11-14;
-ponta 18:00-21:00 on business days; contract ponta 600 kW, fora ponta 900 kW. Final days of two
-days: Fri 2026-10-30 (business day) and Mon 2026-11-02 (Finados, national holiday).
+sul-m-1001: A4 azul, Group A: billed on the calendar month (reading day 1) -> period 2026-11 is
+2026-11-01 … 2026-11-30; ponta 18:00-21:00 on business days; contract ponta 600 kW, fora ponta
+900 kW. Final days of two days: Fri 2026-11-06 (business day) and Mon 2026-11-02 (Finados, a
+holiday).
 
 Active import per quarter-hour: 100 kWh (400 kW); 18:00-21:00 on both days 160 kWh (640 kW);
 Fri 19:00 170 kWh (680 kW), estimated. Reactive R+ 20 kvarh per quarter-hour, except Fri
@@ -22,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -41,7 +43,7 @@ from tests.unit.billing.builders import final_day
 
 BASE = "http://127.0.0.1:8000"
 TENANT, METER = "sul-energia", "sul-m-1001"
-FRI, MON = date(2026, 10, 30), date(2026, 11, 2)
+FRI, MON = date(2026, 11, 6), date(2026, 11, 2)
 
 
 def active(local):
@@ -100,7 +102,7 @@ def test_the_tenant_files_tariff_reaches_the_registry(api):
     meter = ports.registry.get_meter(TenantContext(TENANT), METER)
 
     assert meter.tariff.tariff_id == "a4-azul"
-    assert meter.tariff.reading_day == 15
+    assert meter.tariff.reading_day == 1
     assert dict(meter.tariff.contracted_demand_kw) == {"ponta": Decimal(600), "fora_ponta": Decimal(900)}
     assert meter.tariff.calendar.timezone == "America/Sao_Paulo"
 
@@ -110,8 +112,8 @@ def test_determinants_of_a_cycle_across_a_national_holiday(api):
 
     document = body(get(client, key, f"/v1/meters/{METER}/billing-determinants", period="2026-11"))
 
-    assert (document["cycle"]["first_day"], document["cycle"]["last_day"]) == ("2026-10-15", "2026-11-14")
-    assert document["cycle"]["from"] == "2026-10-15T00:00:00-03:00"
+    assert (document["cycle"]["first_day"], document["cycle"]["last_day"]) == ("2026-11-01", "2026-11-30")
+    assert document["cycle"]["from"] == "2026-11-01T00:00:00-03:00"
     energy = {e["post"]: e for e in document["energy"]}
     assert (energy["ponta"]["kwh"], energy["fora_ponta"]["kwh"]) == (1930, 18720)
     assert (energy["ponta"]["coverage"]["intervals"], energy["ponta"]["coverage"]["estimated"]) == (12, 1)
@@ -119,13 +121,13 @@ def test_determinants_of_a_cycle_across_a_national_holiday(api):
     assert demand["ponta"] | {"coverage": None} == {
         "post": "ponta",
         "measured_kw": 680,
-        "at": "2026-10-30T19:00:00-03:00",
+        "at": "2026-11-06T19:00:00-03:00",
         "contracted_kw": 600,
         "billed_kw": 680,
         "overrun_kw": 80,
-        # The cycle has 21 business days (22 weekdays less Finados) x 12 ponta blocks = 252;
-        # the 240 of the days VEE has not computed cannot be evaluated.
-        "incomplete_blocks": 240,
+        # November has 19 business days (21 weekdays less Finados and Consciencia Negra) x 12
+        # ponta blocks = 228; the 216 of the days VEE has not computed cannot be evaluated.
+        "incomplete_blocks": 216,
         "coverage": None,
     }
     assert (demand["fora_ponta"]["measured_kw"], demand["fora_ponta"]["billed_kw"]) == (640, 900)
@@ -177,3 +179,24 @@ def test_a_meter_without_tariff_is_a_conflict(api):
 
     assert response.status_code == 409
     assert json.loads(response.body)["type"] == "urn:hemera:problem:tariff_not_configured"
+
+
+def test_a_customer_reading_day_overrides_the_tariffs_cycle(api):
+    client, key, ports = api
+    # Given metalurgica-sul read on the 3rd (its tariff says the 1st). The tenant file refuses
+    # this for a Brazilian Group A tariff (billed on the calendar month: test_tenant_schema);
+    # here the registry is written directly to exercise the override billing applies.
+    ctx = TenantContext(TENANT)
+    customer = ports.registry.get_customer(ctx, "metalurgica-sul")
+    ports.registry.put_customers(ctx, [replace(customer, reading_day=3)])
+
+    # When the determinants of 2026-12 are asked for its meter
+    document = body(get(client, key, f"/v1/meters/{METER}/billing-determinants", period="2026-12"))
+
+    # Then the cycle is 2026-11-03 ... 2026-12-02 (Fri 6 November in it, Mon 2 November not)
+    cycle = document["cycle"]
+    assert (cycle["first_day"], cycle["last_day"], cycle["reading_day"]) == ("2026-11-03", "2026-12-02", 3)
+    assert document["final_days"] == {"active_import": 1, "reactive_import": 1, "reactive_export": 1}
+    # and the energy is Friday's alone: ponta 11 x 160 + 170, fora ponta 84 x 100
+    energy = {e["post"]: e["kwh"] for e in document["energy"]}
+    assert energy == {"ponta": 1930, "fora_ponta": 8400}

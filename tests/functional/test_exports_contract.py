@@ -1,9 +1,11 @@
-"""The in-memory export index and files and their AWS adapters (DynamoDB and S3 on moto) pass the
-same cases: create once, versions only from the expected one, newest period first in pages, the
-exports near a day, keys only under the tenant's own prefix."""
+"""The in-memory export index, files and pending restatements and their AWS adapters (DynamoDB and
+S3 on moto) pass the same cases: create once, a pending export completed once, versions only from
+the expected one, newest period first in pages, the exports near a day, keys only under the
+tenant's own prefix, pending restatements recorded idempotently and cleared exactly."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -14,14 +16,23 @@ from hemera import aws
 from hemera.adapters.exports_dynamodb import (
     DynamoExportIndex,
     DynamoExportSchedules,
+    DynamoPendingRestatements,
     export_model,
     export_schedules_model,
+    pending_restatement_model,
 )
-from hemera.adapters.exports_memory import MemoryExportFiles, MemoryExportIndex, MemoryExportSchedules
+from hemera.adapters.exports_memory import (
+    MemoryExportFiles,
+    MemoryExportIndex,
+    MemoryExportSchedules,
+    MemoryPendingRestatements,
+)
 from hemera.adapters.exports_s3 import S3ExportFiles
 from hemera.domain.errors import ConcurrentUpdate
+from hemera.domain.final_series import FinalDayChange
+from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
-from hemera.ports.exports import ChannelDiff, ChannelTotal, Export, ExportedFile, ExportVersion
+from hemera.ports.exports import ChannelDiff, ChannelTotal, Export, ExportedFile, ExportState, ExportVersion
 from hemera.tenants import ExportSchedule
 
 ACME, ACME_CORP = TenantContext("acme"), TenantContext("acme-corp")
@@ -84,6 +95,47 @@ def test_a_version_is_added_only_on_top_of_the_expected_one(index):
     assert stored.latest.diff == version(2).diff
 
 
+def test_a_pending_export_is_completed_once_and_lists_with_its_state(index):
+    # Given an on-demand export accepted as pending (no version yet)
+    requested = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    pending = replace(
+        export("20261001-od-1a2b3c4d", date(2026, 10, 1), date(2026, 10, 31), versions=0),
+        state=ExportState.PENDING,
+        requested_at=requested,
+    )
+    index.create(ACME, pending)
+    stored = index.get(ACME, pending.id)
+    assert (stored.state, stored.versions, stored.requested_at) == (ExportState.PENDING, (), requested)
+    assert [e.state for e in index.list(ACME, None, 10).items] == [ExportState.PENDING]
+    # and no version can be added to it
+    with pytest.raises(ConcurrentUpdate):
+        index.add_version(ACME, replace(pending, versions=(version(1),), state=ExportState.READY), 0)
+    # When it is rendered, Then it is ready with version 1
+    index.complete(ACME, replace(pending, versions=(version(1, "on_demand"),), state=ExportState.READY))
+    ready = index.get(ACME, pending.id)
+    assert (ready.state, ready.latest_version, ready.latest.reason) == (ExportState.READY, 1, "on_demand")
+    # and a second delivery cannot complete it again (not even as failed)
+    with pytest.raises(ConcurrentUpdate):
+        index.complete(ACME, replace(pending, state=ExportState.FAILED, failure="boom"))
+    assert index.get(ACME, pending.id).state is ExportState.READY
+
+
+def test_a_failed_export_keeps_its_problem(index):
+    pending = replace(
+        export("20261001-od-00000001", date(2026, 10, 1), date(2026, 10, 31), versions=0),
+        state=ExportState.PENDING,
+        requested_at=datetime(2026, 11, 2, tzinfo=UTC),
+    )
+    index.create(ACME, pending)
+    index.complete(ACME, replace(pending, state=ExportState.FAILED, failure="TenantNotFound: gone"))
+    stored = index.get(ACME, pending.id)
+    assert (stored.state, stored.failure, stored.latest_version) == (
+        ExportState.FAILED,
+        "TenantNotFound: gone",
+        None,
+    )
+
+
 def test_exports_list_newest_period_first_in_pages_and_never_across_tenants(index):
     for month in (8, 9, 10):
         index.create(ACME, export(f"2026{month:02d}01-monthly", date(2026, month, 1), date(2026, month, 28)))
@@ -144,3 +196,47 @@ def test_a_tenants_schedules_round_trip_and_stay_in_their_tenant(schedules):
     # a tenant file without exports any more clears them
     schedules.put_schedules(acme, [])
     assert schedules.schedules(acme) == ()
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def pending(request, moto_cloud):
+    if request.param == "memory":
+        return MemoryPendingRestatements()
+    host = aws.endpoint_url(moto_cloud.aws, "dynamodb")
+    return DynamoPendingRestatements(
+        pending_restatement_model(moto_cloud.readings_table, moto_cloud.aws, host)
+    )
+
+
+def change(day: int, version: int, cause: str = "late_data", meter: str = "m-1") -> FinalDayChange:
+    return FinalDayChange(
+        meter, Channel.ACTIVE_IMPORT, date(2026, 10, day), version, version - 1 or None, cause
+    )
+
+
+def test_pending_restatements_are_recorded_once_per_export_and_tenant(pending):
+    # Given changes recorded for two exports of acme, one of them twice (a redelivered event)
+    pending.record(ACME, "20261001-monthly", [change(5, 2), change(6, 2, "edit")])
+    pending.record(ACME, "20261001-monthly", [change(5, 2)])
+    pending.record(ACME, "20260915-cycle", [change(5, 2)])
+    # Then each export lists its distinct changes, as they were announced
+    found = pending.pending(ACME)
+    assert sorted(found) == ["20260915-cycle", "20261001-monthly"]
+    assert sorted(found["20261001-monthly"], key=lambda c: c.local_day) == [
+        change(5, 2),
+        change(6, 2, "edit"),
+    ]
+    # and another tenant (whose id starts the same) has none
+    assert pending.pending(ACME_CORP) == {}
+
+
+def test_clearing_forgets_exactly_the_changes_rendered(pending):
+    pending.record(ACME, "20261001-monthly", [change(5, 2), change(6, 2)])
+    rendered = pending.pending(ACME)["20261001-monthly"]
+    # While the version renders, day 5 changes again (version 3) and day 7 changes
+    pending.record(ACME, "20261001-monthly", [change(5, 3), change(7, 2)])
+    pending.clear(ACME, "20261001-monthly", rendered)
+    left = pending.pending(ACME)["20261001-monthly"]
+    assert sorted((c.local_day.day, c.version) for c in left) == [(5, 3), (7, 2)]
+    pending.clear(ACME, "20261001-monthly", left)
+    assert pending.pending(ACME) == {}

@@ -158,12 +158,24 @@ def test_customers_and_meters_are_listed_a_page_at_a_time(api):
                 "model": "hd500",
                 "protocol": "dlms",
                 "multiplier": 1,
+                # A Brazilian meter: no NMI, no serial in the tenant file
+                "nmi": None,
+                "serial": None,
             }
         ],
         "next_cursor": None,
     }
     names = [c["name"] for c in json.loads(get(client, "/v1/customers", key).body)["items"]]
     assert names == ["Hospital Norte", "Metalurgica Sul Ltda", "Shopping Centro"]
+
+
+def test_a_nem_meter_shows_its_nmi_and_serial(api):
+    # Given the Australian demo tenant, whose file gives each meter an NMI and a serial
+    client, keys = api
+    # When its portal reads a meter
+    meter = json.loads(get(client, "/v1/meters/cp-m-2002", keys["coastal-power"]).body)
+    # Then the NMI's 10 characters (the file's checksum digit is not part of it) and the serial
+    assert (meter["nmi"], meter["serial"]) == ("NCCC000102", "HX3A0012002")
 
 
 @pytest.mark.parametrize(

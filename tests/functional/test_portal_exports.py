@@ -1,7 +1,8 @@
-"""Billing exports through the portal API on moto: an operator requests one on demand (201 with
-download URLs that fetch exactly the manifest's bytes), the tenant lists and reads it, and no other
-caller gets more than the contract allows (customers see no exports, machine keys may not request
-them, a bad period is 400)."""
+"""Billing exports through the portal API on moto: an operator requests one on demand (202, pending,
+listed at once), the billing function renders it from the requests queue, and GET shows it ready
+with download URLs that fetch exactly the manifest's bytes; no other caller gets more than the
+contract allows (customers see no exports, machine keys may not request them, a bad period is
+400)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+import boto3
 import pytest
 import requests
 from chalice.test import Client
 
+from hemera.definitions import BILLING_EXPORTS_FUNCTION, EXPORT_REQUESTS_QUEUE
 from hemera.domain.final_series import ESPI_VALIDATED, FinalDay, FinalInterval, FinalStatus, QualityFlag
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.services.access import issue_api_key
 from hemera.wiring import export_ports, portal_ports
+from hemera_local.bridge import LambdaContext, load_handler, sqs_event
 from tests.conftest import REPO_ROOT
 
 TENANT, METER = "coastal-power", "cp-m-2001"
@@ -58,6 +62,22 @@ def api(moto_cloud, user_pool):
         yield client, user_pool, moto_cloud
 
 
+def billing_function_renders_the_requests():
+    """The billing function takes what the requests queue holds (ExportRequested, forwarded by
+    its rule), as Lambda's SQS event source hands it over; returns how many it took."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=EXPORT_REQUESTS_QUEUE.local_name)["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+        "Messages", []
+    )
+    event = sqs_event(
+        messages, f"arn:aws:sqs:us-east-1:123456789012:{EXPORT_REQUESTS_QUEUE.local_name}", "us-east-1"
+    )
+    result = load_handler(BILLING_EXPORTS_FUNCTION)(event, LambdaContext(BILLING_EXPORTS_FUNCTION.name))
+    assert result == {"batchItemFailures": []}
+    return len(messages)
+
+
 def bearer(pool, user):
     return {"Authorization": "Bearer " + pool.id_token(user), "Content-Type": "application/json"}
 
@@ -67,17 +87,30 @@ def test_an_operator_requests_an_export_and_downloads_what_its_manifest_says(api
     # When an operator asks for October's NEM12 and CSV of one meter
     body = {"formats": ["nem12", "csv"], "from": "2026-10-01", "to": "2026-11-01", "meters": [METER]}
     response = client.http.post("/v1/exports", headers=bearer(pool, "otto.operator"), body=json.dumps(body))
-    # Then it is written at once, version 1, on demand, by that user
-    assert response.status_code == 201, response.body
-    export = json.loads(response.body)
-    assert response.headers["Location"] == f"/v1/exports/{export['id']}"
-    assert export["id"].startswith("20261001-od-") and export["meters"] == [METER]
-    assert (export["period_start"], export["period_end"], export["schedule_id"]) == (
+    # Then it is accepted, pending (no version yet), by that user, at its Location
+    assert response.status_code == 202, response.body
+    accepted = json.loads(response.body)
+    assert response.headers["Location"] == f"/v1/exports/{accepted['id']}"
+    assert accepted["id"].startswith("20261001-od-") and accepted["meters"] == [METER]
+    assert (accepted["state"], accepted["latest_version"], accepted["versions"]) == ("pending", None, [])
+    assert (accepted["period_start"], accepted["period_end"], accepted["schedule_id"]) == (
         "2026-10-01",
         "2026-10-31",
         None,
     )
-    assert export["requested_by"] == "user:otto.operator"
+    assert accepted["requested_by"] == "user:otto.operator"
+    # and the tenant lists it already, pending
+    key = issue_api_key(portal_ports(api[2]).keys, TENANT, "billing system")
+    listing = json.loads(client.http.get("/v1/exports", headers={"x-api-key": key}).body)
+    assert [(e["id"], e["state"]) for e in listing["items"]] == [(accepted["id"], "pending")]
+    # When the billing function takes the request from its queue
+    assert billing_function_renders_the_requests() == 1
+    # Then GET shows it ready: version 1, on demand, with download URLs
+    one = client.http.get(response.headers["Location"], headers={"x-api-key": key})
+    assert one.status_code == 200
+    export = json.loads(one.body)
+    assert (export["state"], export["latest_version"], export["failure"]) == ("ready", 1, None)
+    assert export["created_at"] == accepted["created_at"]
     (v1,) = export["versions"]
     assert v1["reason"] == "on_demand" and [f["format"] for f in v1["files"]] == ["nem12", "csv"]
     # and each file downloads, byte for byte the manifest's sha256, with the day's 48 kWh
@@ -86,12 +119,6 @@ def test_an_operator_requests_an_export_and_downloads_what_its_manifest_says(api
         content = requests.get(file["download_url"], timeout=10).content
         assert hashlib.sha256(content).hexdigest() == file["sha256"] == listed["sha256"]
         assert Decimal(file["totals"]["active_import_kWh"]) == Decimal(48)
-    # and the tenant lists and reads it
-    key = issue_api_key(portal_ports(api[2]).keys, TENANT, "billing system")
-    listing = json.loads(client.http.get("/v1/exports", headers={"x-api-key": key}).body)
-    assert [e["id"] for e in listing["items"]] == [export["id"]]
-    one = client.http.get(f"/v1/exports/{export['id']}", headers={"x-api-key": key})
-    assert one.status_code == 200 and json.loads(one.body)["latest_version"] == 1
 
 
 def test_customers_see_no_exports_and_only_admins_and_operators_request_them(api):
@@ -139,6 +166,7 @@ def test_a_bad_request_is_400_and_writes_nothing(api, body):
     response = client.http.post("/v1/exports", headers=bearer(pool, "otto.operator"), body=json.dumps(body))
     assert response.status_code == 400, response.body
     assert export_ports(moto_cloud).index.list(TenantContext(TENANT), None, 10).items == []
+    assert billing_function_renders_the_requests() == 0  # nothing queued
 
 
 def test_another_tenants_meter_is_not_found_in_a_request(api):

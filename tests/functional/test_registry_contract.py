@@ -3,16 +3,22 @@ the same cases (as in test_store_contract), so the fakes cannot drift."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from hemera.adapters.memory import MemoryApiKeys, MemoryRegistry
 from hemera.domain.errors import InvalidTenantId, Unauthenticated
 from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext
 from hemera.services.access import authenticate, hash_api_key, issue_api_key, revoke_api_key
+from hemera.services.onboarding import register_tenant
+from hemera.tenants import load_tenant_file
 from hemera.wiring import portal_ports
 
 ACME, CORP = TenantContext("acme"), TenantContext("acme-corp")
+TENANTS = Path(__file__).resolve().parents[2] / "tenants"
 
 
 @pytest.fixture(params=["memory", "aws"])
@@ -69,6 +75,42 @@ def test_customers_round_trip_and_stay_in_their_tenant(ports):
     assert registry.get_customer(ACME, "c-2") is None
     with pytest.raises(ValueError):
         registry.put_customers(ACME, [Customer("acme-corp", "c-9", "X", "office")])
+
+
+def test_nmi_serial_and_customer_reading_day_round_trip(ports):
+    registry, _ = ports
+    # Given a NEM meter with its NMI and serial, one without, and a customer read on the 15th
+    identified = Meter(
+        "acme", "m-nem", "hx300", "modbus", "rtu-1", "c-1", nmi="NCCC519495", serial="HX3A0012001"
+    )
+    registry.put_meters(ACME, [identified, meter("acme", "m-plain", "c-1")])
+    registry.put_customers(ACME, [Customer("acme", "c-1", "Metal", "industry", None, reading_day=15)])
+    # When they are read back, one by one, in a batch and in a listing
+    # Then every way gives the same identities, and the meter without one has none
+    assert registry.get_meter(ACME, "m-nem") == identified
+    assert registry.get_meters(ACME, ["m-nem"])["m-nem"].nmi == "NCCC519495"
+    listed = {m.id: (m.nmi, m.serial) for m in registry.list_meters(ACME, None, 10, "c-1").items}
+    assert listed == {"m-nem": ("NCCC519495", "HX3A0012001"), "m-plain": (None, None)}
+    assert registry.get_customer(ACME, "c-1").reading_day == 15
+    assert registry.list_customers(ACME, None, 10).items[0].reading_day == 15
+
+
+def test_onboarding_registers_the_tenant_files_nmis_serials_and_reading_days(ports, tmp_path):
+    registry, _ = ports
+    # Given the Australian demo tenant file (NMIs written with their checksum digit), one of
+    # its customers read on the 20th
+    document = yaml.safe_load((TENANTS / "coastal-power.yaml").read_text())
+    document["customers"][1]["reading_day"] = 20
+    path = tmp_path / "coastal-power.yaml"
+    path.write_text(yaml.safe_dump(document))
+    # When it is registered
+    register_tenant(registry, load_tenant_file(path))
+    # Then each meter has its NMI's 10 characters and its serial, and the customer its day
+    ctx = TenantContext("coastal-power")
+    meter = registry.get_meter(ctx, "cp-m-2002")
+    assert (meter.nmi, meter.serial) == ("NCCC000102", "HX3A0012002")
+    assert registry.get_customer(ctx, meter.customer_id).reading_day == 20
+    assert registry.get_customer(ctx, "harbour-offices").reading_day is None
 
 
 def test_customer_listing_pages_in_id_order_without_an_empty_last_page(ports):

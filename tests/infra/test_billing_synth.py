@@ -1,6 +1,7 @@
-"""The billing construct: the hourly "exports due" schedule and the FinalDaysChanged rule → queue
-(+DLQ) → billing_exports function, the tenants' export schedules in its environment, and least
-privilege for it and for the portal API's export routes (objects under tenants/*/exports/* only)."""
+"""The billing construct: the hourly "exports due" and 15-minute "restatements" schedules, the
+FinalDaysChanged rule → queue (+DLQ) and the ExportRequested rule → requests queue (+DLQ) →
+billing_exports function, and least privilege for it and for the portal API's export routes
+(objects under tenants/*/exports/* only; the portal reads them, puts only ExportRequested)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from aws_cdk.assertions import Match, Template
 
 from hemera.definitions import (
     BILLING_EXPORTS_FUNCTION,
+    BILLING_SOURCE,
+    EXPORT_REQUESTED,
+    EXPORT_REQUESTS_QUEUE,
     EXPORTS_DUE_SCHEDULE,
+    RESTATEMENTS_SCHEDULE,
     SERIES_VALIDATED,
     VEE_SOURCE,
 )
@@ -97,15 +102,100 @@ def test_the_schedules_are_not_in_the_functions_environment(
     assert function["Properties"]["Timeout"] == BILLING_EXPORTS_FUNCTION.timeout_s
 
 
-def test_the_function_and_the_portal_reach_export_objects_only(
+def test_export_requests_reach_their_own_queue_and_the_function_takes_one_at_a_time(
+    template: Template, hemera_stack: HemeraStack, logical_id: Any
+) -> None:
+    billing = hemera_stack.billing
+    queue = logical_id(billing.requests_queue)
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventBusName": {"Ref": logical_id(hemera_stack.storage.event_bus)},
+            "EventPattern": {"source": [BILLING_SOURCE], "detail-type": [EXPORT_REQUESTED]},
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [queue, "Arn"]},
+                        "DeadLetterConfig": {
+                            "Arn": {"Fn::GetAtt": [logical_id(billing.requests_dead_letter_queue), "Arn"]}
+                        },
+                    }
+                )
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
+            "FunctionName": {"Ref": logical_id(billing.function)},
+            "BatchSize": 1,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    # A render may take the function's whole timeout: SQS hides the message six times as long,
+    # and the third failed receive (the last attempt, which marks the export failed) is the last.
+    properties = template.find_resources("AWS::SQS::Queue")[queue]["Properties"]
+    assert properties["VisibilityTimeout"] == 6 * BILLING_EXPORTS_FUNCTION.timeout_s
+    assert properties["RedrivePolicy"]["maxReceiveCount"] == EXPORT_REQUESTS_QUEUE.max_receive_count
+
+
+def test_the_restatements_job_runs_every_15_minutes_on_the_billing_function(
+    template: Template, hemera_stack: HemeraStack, logical_id: Any
+) -> None:
+    assert RESTATEMENTS_SCHEDULE.expression == "rate(15 minutes)"
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(15 minutes)",
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [logical_id(hemera_stack.billing.function), "Arn"]},
+                        "Input": json.dumps({"job": "restatements"}, separators=(",", ":")),
+                    }
+                )
+            ],
+        },
+    )
+
+
+def test_the_function_writes_export_objects_and_the_portal_only_reads_them(
     template: Template, hemera_stack: HemeraStack, logical_id: Any
 ) -> None:
     bucket = logical_id(hemera_stack.billing.bucket)
     expected = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/tenants/*/exports/*"]]}
-    for role in (hemera_stack.billing.function.role, hemera_stack.portal_api.role):
+    for role, actions in (
+        (hemera_stack.billing.function.role, {"s3:GetObject", "s3:PutObject"}),
+        # The portal renders nothing: it signs download URLs (GetObject) and no more.
+        (hemera_stack.portal_api.role, {"s3:GetObject"}),
+    ):
         statements = _statements(template, role, logical_id)
         objects = _export_object_statements(statements)
         assert [s["Resource"] for s in objects] == [expected], role
-        assert {a for s in objects for a in _actions(s)} == {"s3:GetObject", "s3:PutObject"}
+        assert {a for s in objects for a in _actions(s)} == actions
         assert not any("s3:DeleteObject" in _actions(s) or _actions(s) == {"s3:*"} for s in statements)
-        assert any("events:PutEvents" in _actions(s) for s in statements)
+    function_statements = _statements(template, hemera_stack.billing.function.role, logical_id)
+    assert any("events:PutEvents" in _actions(s) for s in function_statements)
+
+
+def test_the_portal_may_put_only_export_requested_for_its_export_routes(
+    template: Template, hemera_stack: HemeraStack, logical_id: Any
+) -> None:
+    statements = _statements(template, hemera_stack.portal_api.role, logical_id)
+    bus_arn = {"Fn::GetAtt": [logical_id(hemera_stack.storage.event_bus), "Arn"]}
+    requests = [
+        s
+        for s in statements
+        if s.get("Condition", {}).get("StringEquals", {}).get("events:source") == BILLING_SOURCE
+    ]
+    assert requests == [
+        {
+            "Action": "events:PutEvents",
+            "Effect": "Allow",
+            "Resource": bus_arn,
+            "Condition": {
+                "StringEquals": {"events:source": BILLING_SOURCE, "events:detail-type": EXPORT_REQUESTED}
+            },
+        }
+    ]

@@ -1,7 +1,10 @@
 """Billing exports on the local cloud: the scheduled "exports due" job (fired as the local scheduler
 fires it) writes a tenant's export to S3 on the moto server, `GET /v1/exports` lists it, the
 pre-signed URL from `GET /v1/exports/{id}` downloads the file and its sha256 is the manifest's;
-another tenant's key cannot see it, and the Green Button route serves the same final data."""
+another tenant's key cannot see it, and the Green Button route serves the same final data. An
+operator's on-demand request is accepted (202, pending) and becomes ready through the platform
+bus, the requests queue and the billing function; late data of an exported day waits as a
+pending restatement until the restatements job makes exactly one new version of the export."""
 
 from __future__ import annotations
 
@@ -13,19 +16,33 @@ from decimal import Decimal
 import pytest
 import requests
 
-from hemera.definitions import EXPORTS_DUE_SCHEDULE
-from hemera.domain.final_series import ESPI_VALIDATED, FinalDay, FinalInterval, FinalStatus, QualityFlag
+from hemera import aws
+from hemera.adapters.final_series_events import EventBridgeFinalDays
+from hemera.definitions import EXPORTS_DUE_SCHEDULE, RESTATEMENTS_SCHEDULE
+from hemera.domain.final_series import (
+    ESPI_VALIDATED,
+    FinalDay,
+    FinalDayChange,
+    FinalInterval,
+    FinalStatus,
+    QualityFlag,
+)
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
 from hemera.wiring import export_ports
+from hemera_local import identity
 from hemera_local.cloud import LocalCloud
+from tests.integration.conftest import eventually
 
 TENANT, OTHER = "sul-energia", "coastal-power"
 METER = "sul-m-1001"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-def final_day(cloud: LocalCloud, day: date, kwh: str) -> FinalDay:
+OPERATOR, PASSWORD = "exports.operator", "Exports-Operator-2026!"
+
+
+def final_day(cloud: LocalCloud, day: date, kwh: str, version: int = 1, cause: str = "ingest") -> FinalDay:
     zone = cloud.tenants[TENANT].zone
     start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
@@ -43,7 +60,7 @@ def final_day(cloud: LocalCloud, day: date, kwh: str) -> FinalDay:
         for n in range(count)
     )
     return FinalDay(
-        METER, Channel.ACTIVE_IMPORT, day, zone.key, 15, 1, intervals, datetime.now(UTC), cause="ingest"
+        METER, Channel.ACTIVE_IMPORT, day, zone.key, 15, version, intervals, datetime.now(UTC), cause=cause
     )
 
 
@@ -128,3 +145,88 @@ def test_the_green_button_download_carries_the_same_final_data(
     assert feed.tag == f"{ATOM}feed"
     readings = [e for e in feed.iter() if e.tag.endswith("IntervalReading")]
     assert len(readings) == len(day.intervals)
+
+
+@pytest.fixture(scope="module")
+def operator_token(local_cloud: LocalCloud) -> str:
+    local_cloud.add_portal_user(OPERATOR, PASSWORD, "operator", TENANT)
+    cognito = aws.client(local_cloud.target, "cognito-idp")
+    return str(identity.login(cognito, local_cloud.user_pool, OPERATOR, PASSWORD)["IdToken"])
+
+
+def test_an_on_demand_request_is_accepted_and_becomes_ready_through_the_billing_function(
+    local_cloud: LocalCloud,
+    api_keys: dict[str, str],
+    operator_token: str,
+    scheduled_export: tuple[str, date, FinalDay],
+) -> None:
+    _, day, final = scheduled_export
+    # When an operator asks for that day's CSV of the meter
+    body = {
+        "format": "csv",
+        "from": day.isoformat(),
+        "to": (day + timedelta(days=1)).isoformat(),
+        "meters": [METER],
+    }
+    accepted = requests.post(
+        f"{local_cloud.api_url}/v1/exports",
+        json=body,
+        headers={"Authorization": f"Bearer {operator_token}"},
+        timeout=10,
+    )
+    # Then the API answers at once: accepted, pending, at its Location
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["state"] == "pending"
+    location = accepted.headers["Location"]
+    # and the billing function renders it from the requests queue (ExportRequested on the bus)
+    export = eventually(
+        lambda: get(local_cloud, api_keys[TENANT], location).json(), lambda e: e.get("state") != "pending"
+    )
+    assert (export["state"], export["latest_version"], export["failure"]) == ("ready", 1, None)
+    (file,) = export["versions"][0]["files"]
+    content = requests.get(file["download_url"], timeout=10).content
+    assert hashlib.sha256(content).hexdigest() == file["sha256"]
+    assert Decimal(file["totals"]["active_import_kWh"]) == final.total()
+
+
+def test_late_data_of_an_exported_day_makes_exactly_one_new_version_when_the_job_runs(
+    local_cloud: LocalCloud, api_keys: dict[str, str], scheduled_export: tuple[str, date, FinalDay]
+) -> None:
+    export_id, day, first = scheduled_export
+    assert local_cloud.settings and local_cloud.target
+    ports, ctx = export_ports(local_cloud.settings), TenantContext(TENANT)
+    before = get(local_cloud, api_keys[TENANT], f"/v1/exports/{export_id}").json()
+    # When late data makes VEE store version 2 of the exported day and announce it
+    late = final_day(local_cloud, day, "1.5", version=2, cause="late_data")
+    if ports.final_series.final_day_version(ctx, METER, Channel.ACTIVE_IMPORT, day, 2) is None:
+        ports.final_series.save(ctx, [late])  # type: ignore[attr-defined]
+    EventBridgeFinalDays(aws.client(local_cloud.target, "events"), local_cloud.settings.event_bus).announce(
+        ctx, [FinalDayChange(METER, Channel.ACTIVE_IMPORT, day, 2, 1, "late_data")]
+    )
+    # Then the billing function records it as pending (rule, queue, bridge) without a new version
+    pending = eventually(lambda: ports.restatements.pending(ctx), lambda found: export_id in found)
+    assert [(c.local_day, c.version) for c in pending[export_id]] == [(day, 2)]
+    assert (
+        get(local_cloud, api_keys[TENANT], f"/v1/exports/{export_id}").json()["versions"]
+        == before["versions"]
+    )
+    # When the restatements job runs (as the scheduler fires it every 15 minutes)
+    result = local_cloud.run_schedule(RESTATEMENTS_SCHEDULE.name)
+    # Then the export has exactly one new version, for the late data, with the day's new total
+    number = before["latest_version"] + 1
+    assert f"{export_id}@v{number}" in result["restated"]
+    after = get(local_cloud, api_keys[TENANT], f"/v1/exports/{export_id}").json()
+    assert [v["version"] for v in after["versions"]] == [v["version"] for v in before["versions"]] + [number]
+    newest = after["versions"][-1]
+    assert newest["reason"] == "late_data"
+    (diff,) = newest["diff"]
+    assert Decimal(diff["new_total"]) == late.total() and Decimal(diff["old_total"]) == first.total()
+    # and the earlier version is still downloadable, byte for byte what it listed
+    (earlier,) = after["versions"][-2]["files"]
+    body = requests.get(earlier["download_url"], timeout=10)
+    assert body.status_code == 200 and hashlib.sha256(body.content).hexdigest() == earlier["sha256"]
+    # and nothing is left pending: the job running again makes no further version
+    assert export_id not in ports.restatements.pending(ctx)
+    assert (
+        f"{export_id}@v{number + 1}" not in local_cloud.run_schedule(RESTATEMENTS_SCHEDULE.name)["restated"]
+    )

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hemera.adapters.exports_memory import MemoryExportSchedules
 from hemera.adapters.memory import MemoryRegistry
-from hemera.services.exports import due_period, register_export_schedules, tenant_schedules
+from hemera.services.exports import due_period, due_runs, register_export_schedules, tenant_schedules
 from hemera.services.onboarding import register_tenant
 from hemera.tenants import ExportSchedule, load_tenant_dir
 from tests.conftest import TENANTS_DIR
@@ -136,3 +136,27 @@ def test_a_due_period_is_closed_and_never_goes_back_in_time(export_schedule, zon
     # and a later run never exports an earlier period (at-least-once runs stay idempotent)
     later_first, _ = due_period(export_schedule, zone, as_of + timedelta(hours=later_hours))
     assert later_first >= first
+
+
+def test_a_billing_cycle_schedule_exports_each_meters_cycle_on_its_reading_day():
+    # Given Coastal Power with a billing-cycle schedule: Bayside Cold Store read on the 10th (its
+    # own reading day), the other two customers' meters on their tariffs' day 1
+    (tenant,) = [t for t in load_tenant_dir(TENANTS_DIR) if t.id == "coastal-power"]
+    customers = [
+        c.model_copy(update={"reading_day": 10}) if c.id == "bayside-cold-store" else c
+        for c in tenant.customers
+    ]
+    cycle = ExportSchedule.model_validate({"id": "cycles", "format": "csv", "period": "billing_cycle"})
+    tenant = tenant.model_copy(update={"customers": customers, "exports": (cycle,)})
+    registry = MemoryRegistry()
+    register_tenant(registry, tenant)
+
+    # When the due runs are asked for on 12 March 2026, 09:00 in Sydney
+    runs = due_runs(registry, {tenant.id: (cycle,)}, datetime(2026, 3, 12, 9, tzinfo=SYDNEY))
+
+    # Then one run per reading day, each with its meters and its own cycle (the day-10 cycle
+    # closed on the 9th; the day-1 cycle is February)
+    assert [(r.export_id, r.first, r.last, r.meter_ids) for r in runs] == [
+        ("20260201-cycles", date(2026, 2, 1), date(2026, 2, 28), ("cp-m-2001", "cp-m-2003")),
+        ("20260210-cycles", date(2026, 2, 10), date(2026, 3, 9), ("cp-m-2002",)),
+    ]

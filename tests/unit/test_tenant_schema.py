@@ -57,6 +57,11 @@ def test_shipped_files_carry_registration_tariffs_and_contracted_demand():
         (lambda d: d.update(alarms={"snooze": True}), "alarms.snooze", "Extra inputs"),
         (lambda d: d["exports"][0].update(format="xlsx"), "exports[0].format", "csv"),
         (lambda d: d["rtus"][0].update(id="RTU 1"), "rtus[0].id", "lower-case"),
+        # a Brazilian tariff's holidays are ANEEL's national list: no state's holidays
+        (lambda d: d["tariffs"][1].update(holiday_subdivision="RS"), "tariffs[1]", "ANEEL"),
+        # Brazilian Group A is billed on the calendar month: reading day 1, for its customers too
+        (lambda d: d["tariffs"][1].update(reading_day=15), "tariffs[1].reading_day", "calendar month"),
+        (lambda d: d["customers"][0].update(reading_day=15), "customers[0].reading_day", "calendar month"),
     ],
 )
 def test_an_error_names_the_file_the_path_and_the_reason(tmp_path, change, path, reason):
@@ -86,3 +91,27 @@ def test_optional_sections_may_be_left_out(tmp_path):
     }
     tenant = load_tenant_file(_write(tmp_path, document))
     assert tenant.tariffs == () and tenant.vee is None and tenant.meters[0].tariff is None
+
+
+def test_a_reading_day_of_its_own_is_for_customers_outside_brazilian_group_a(tmp_path):
+    """A Brazilian tariff with its own windows (Group B's tarifa branca) and a customer of another
+    country may be read on any day."""
+    sul = _sul()
+    sul["tariffs"].append(
+        {
+            "id": "b3-branca",
+            "name": "B3 Branca",
+            "windows": [
+                {"post": "ponta", "start_hour": 18, "hours": 3},
+                {"post": "intermediario", "start_hour": 17, "hours": 1},
+                {"post": "intermediario", "start_hour": 21, "hours": 1},
+            ],
+            "default_post": "fora_ponta",
+            "reading_day": 12,
+            "demand_per_post": False,
+        }
+    )
+    assert load_tenant_file(_write(tmp_path, sul)).tariffs[-1].reading_day == 12
+    coastal = yaml.safe_load((TENANTS / "coastal-power.yaml").read_text())
+    coastal["customers"][0]["reading_day"] = 15
+    assert load_tenant_file(_write(tmp_path, coastal)).customers[0].reading_day == 15

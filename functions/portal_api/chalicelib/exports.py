@@ -1,6 +1,7 @@
 """Routes of billing exports (contract: `api_spec/openapi.yaml`): list a tenant's exports (newest
-period first), read one with pre-signed download URLs of every version's files, request one on
-demand (admins and operators), and one meter's Green Button (ESPI) download.
+period first, pending ones too), read one with its state and pre-signed download URLs of every
+version's files, request one on demand (admins and operators: `202`, rendered by the billing
+function), and one meter's Green Button (ESPI) download.
 
 Exports hold every meter of a tenant: only tenant-wide callers see them (a customer-scoped caller
 lists none and gets 404 for any id). Registered through the app's `portal_route`, so the caller
@@ -10,6 +11,7 @@ is resolved and typed errors mapped exactly like every other route.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,7 +23,7 @@ from hemera.ports import Page
 from hemera.ports.exports import Export, ExportVersion
 from hemera.services import exports
 from hemera.services.access import Caller, PortalPorts
-from hemera.wiring import export_ports
+from hemera.wiring import export_ports, export_requests
 
 from . import scope
 from .commands import requester
@@ -34,7 +36,9 @@ ATOM_XML = "application/atom+xml"
 
 
 def _ports() -> exports.ExportPorts:
-    return export_ports(scope.settings())
+    # Items and objects through the caller's tenant session; `ExportRequested` with the API's own
+    # role (a tenant session reaches only the tenant's items and objects, not the bus).
+    return replace(export_ports(scope.settings()), requests=export_requests(scope.base_settings()))
 
 
 def version_document(version: ExportVersion, url: Callable[[str, str], str] | None = None) -> dict[str, Any]:
@@ -66,16 +70,19 @@ def version_document(version: ExportVersion, url: Callable[[str, str], str] | No
 
 
 def export_document(export: Export, url: Callable[[str, str], str] | None = None) -> dict[str, Any]:
+    created = export.requested_at or export.versions[0].created_at
     return {
         "id": export.id,
+        "state": export.state.value,
+        "failure": export.failure,
         "formats": list(export.formats),
         "period_start": export.period_start.isoformat(),
         "period_end": export.period_end.isoformat(),
         "schedule_id": export.schedule_id,
         "requested_by": export.requested_by,
         "meters": list(export.meters),
-        "latest_version": export.latest.version,
-        "created_at": utc_time(export.versions[0].created_at),
+        "latest_version": export.latest_version,
+        "created_at": utc_time(created),
         "versions": [version_document(v, url) for v in export.versions],
     }
 
@@ -116,7 +123,8 @@ def register(
             "export requested",
             extra={"export": export.id, "formats": list(export.formats), "meters": len(export.meters)},
         )
-        response = json_response(export_document(export, _signer(caller)), status=201)
+        # Accepted: the billing function renders it; GET the Location until it is ready.
+        response = json_response(export_document(export), status=202)
         response.headers["Location"] = f"/v1/exports/{export.id}"
         return response
 

@@ -124,6 +124,8 @@ class MeterRecord(Model):
     customer = UnicodeAttribute()
     multiplier = UnicodeAttribute(default="1")  # a decimal string: exact
     tariff = UnicodeAttribute(null=True)  # MeterTariff.document() as JSON (billing)
+    nmi = UnicodeAttribute(null=True)  # 10 characters, no checksum digit (absent: no NMI)
+    serial = UnicodeAttribute(null=True)
 
 
 class CustomerRecord(Model):
@@ -139,6 +141,7 @@ class CustomerRecord(Model):
     name = UnicodeAttribute()
     load_class = UnicodeAttribute()
     tax_id = UnicodeAttribute(null=True)
+    reading_day = NumberAttribute(null=True)  # overrides the tariffs' reading day (absent: none)
 
 
 class TenantRecord(Model):
@@ -410,6 +413,7 @@ class DynamoRegistry:
                         name=customer.name,
                         load_class=customer.load_class,
                         tax_id=customer.tax_id,
+                        reading_day=customer.reading_day,
                     )
                 )
         with self._customer.batch_write() as batch:
@@ -518,6 +522,8 @@ class DynamoRegistry:
             customer=meter.customer_id,
             multiplier=str(meter.multiplier),
             tariff=None if meter.tariff is None else json.dumps(meter.tariff.document(), sort_keys=True),
+            nmi=meter.nmi,
+            serial=meter.serial,
         )
 
     def get_meter(self, ctx: TenantContext, meter_id: str) -> Meter | None:
@@ -563,7 +569,14 @@ def _ledger_sk(seq: int) -> str:
 
 
 def _customer(record: CustomerRecord) -> Customer:
-    return Customer(record.tenant, record.customer, record.name, record.load_class, record.tax_id)
+    return Customer(
+        record.tenant,
+        record.customer,
+        record.name,
+        record.load_class,
+        record.tax_id,
+        None if record.reading_day is None else int(record.reading_day),
+    )
 
 
 def _page(items: list[L], limit: int) -> Page[L]:
@@ -581,6 +594,8 @@ def _meter(record: MeterRecord) -> Meter:
         record.customer,
         Decimal(record.multiplier),
         None if record.tariff is None else MeterTariff.from_document(json.loads(record.tariff)),
+        record.nmi,
+        record.serial,
     )
 
 

@@ -5,7 +5,12 @@ so one Query lists a tenant's exports newest period first and finds those near a
 The per meter/channel totals stay in the manifests (S3).
 
 The tenant's export schedules (from its tenant file, written at onboarding) are one item:
-`T#<tenant>#EXPORTS` / `SCHEDULES`, the schedules as JSON."""
+`T#<tenant>#EXPORTS` / `SCHEDULES`, the schedules as JSON.
+
+Pending restatements sit beside the index: `T#<tenant>#INDEX` / `RST#<export id>#<meter>#<channel>#
+<day>#<version>`, one item per changed final day (its `FinalDaysChanged` entry as JSON). One item
+per change, not one per export, keeps a month of a large tenant's changes far from the 400 KB item
+limit; the key makes recording idempotent, and clearing deletes exactly the keys a version used."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from pynamodb.models import Model
 from hemera.adapters.dynamodb import bind_model
 from hemera.config import AwsTarget
 from hemera.domain.errors import ConcurrentUpdate
+from hemera.domain.final_series import FinalDayChange
 from hemera.domain.tenancy import TenantContext, validate_id
 from hemera.ports import Page
 from hemera.ports.exports import (
@@ -30,6 +36,7 @@ from hemera.ports.exports import (
     ChannelDiff,
     Export,
     ExportedFile,
+    ExportState,
     ExportVersion,
     index_view,
 )
@@ -48,7 +55,10 @@ class ExportRecord(Model):
     export = UnicodeAttribute()
     period_start = UnicodeAttribute()
     period_end = UnicodeAttribute()
-    latest_version = NumberAttribute()
+    latest_version = NumberAttribute()  # 0 while pending (or failed)
+    # pending / ready / failed; items written before on-demand requests were queued have none
+    # (they were all written at once: ready).
+    state = UnicodeAttribute(null=True)
     document = UnicodeAttribute()  # JSON (`export_document`)
 
 
@@ -104,6 +114,9 @@ def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
 
 def export_document(export: Export) -> dict[str, Any]:
     return {
+        "state": export.state.value,
+        "requested_at": export.requested_at.isoformat() if export.requested_at else None,
+        "failure": export.failure,
         "tenant": export.tenant_id,
         "id": export.id,
         "formats": list(export.formats),
@@ -179,6 +192,9 @@ def export_of_document(doc: dict[str, Any]) -> Export:
             )
             for v in doc["versions"]
         ),
+        state=ExportState(doc.get("state", ExportState.READY)),
+        requested_at=datetime.fromisoformat(doc["requested_at"]) if doc.get("requested_at") else None,
+        failure=doc.get("failure"),
     )
 
 
@@ -196,7 +212,8 @@ class DynamoExportIndex:
             export=export.id,
             period_start=export.period_start.isoformat(),
             period_end=export.period_end.isoformat(),
-            latest_version=export.latest.version,
+            latest_version=export.latest_version or 0,
+            state=export.state.value,
             document=json.dumps(export_document(index_view(export)), separators=(",", ":")),
         )
 
@@ -206,9 +223,19 @@ class DynamoExportIndex:
         except PutError as exc:
             raise ConcurrentUpdate(f"export {export.id} exists") from exc
 
+    def complete(self, ctx: TenantContext, export: Export) -> None:
+        try:
+            self._to_record(ctx, export).save(condition=self._record.state == ExportState.PENDING.value)
+        except PutError as exc:
+            raise ConcurrentUpdate(f"export {export.id} is no longer pending") from exc
+
     def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
         try:
-            self._to_record(ctx, export).save(condition=self._record.latest_version == expected_version)
+            # Only a ready export takes a version (items older than the state are all ready).
+            ready = (self._record.state == ExportState.READY.value) | self._record.state.does_not_exist()
+            self._to_record(ctx, export).save(
+                condition=(self._record.latest_version == expected_version) & ready
+            )
         except PutError as exc:
             raise ConcurrentUpdate(f"export {export.id} is no longer at version {expected_version}") from exc
 
@@ -248,3 +275,63 @@ class DynamoExportIndex:
         return sorted(
             (e for e in found if e.period_start <= last and e.period_end >= first), key=lambda e: e.id
         )
+
+
+RESTATEMENT_SK_PREFIX = "RST#"
+
+
+class PendingRestatementRecord(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#<tenant>#INDEX
+    sk = UnicodeAttribute(range_key=True)  # RST#<export id>#<meter>#<channel>#<day>#<version>
+    tenant = UnicodeAttribute()
+    export = UnicodeAttribute()
+    change = UnicodeAttribute()  # JSON: the FinalDaysChanged entry (`FinalDayChange.detail`)
+
+
+@cache
+def pending_restatement_model(
+    table_name: str, target: AwsTarget, host: str | None
+) -> type[PendingRestatementRecord]:
+    return bind_model(PendingRestatementRecord, table_name, target, host)
+
+
+def _restatement_sk(export_id: str, change: FinalDayChange) -> str:
+    return (
+        f"{RESTATEMENT_SK_PREFIX}{validate_id(export_id, 'export')}#{validate_id(change.meter_id, 'meter')}"
+        f"#{change.channel.value}#{change.local_day.isoformat()}#{change.version:010d}"
+    )
+
+
+class DynamoPendingRestatements:
+    def __init__(self, model: type[PendingRestatementRecord]) -> None:
+        self._model = model
+
+    def record(self, ctx: TenantContext, export_id: str, changes: Sequence[FinalDayChange]) -> None:
+        # Puts of the same key and content: a redelivered event writes the same items again.
+        with self._model.batch_write() as batch:
+            for change in changes:
+                batch.save(
+                    self._model(
+                        ctx.index_pk(),
+                        _restatement_sk(export_id, change),
+                        tenant=ctx.tenant_id,
+                        export=export_id,
+                        change=json.dumps(change.detail(), separators=(",", ":"), sort_keys=True),
+                    )
+                )
+
+    def pending(self, ctx: TenantContext) -> dict[str, tuple[FinalDayChange, ...]]:
+        found: dict[str, list[FinalDayChange]] = {}
+        for record in self._model.query(
+            ctx.index_pk(), self._model.sk.startswith(RESTATEMENT_SK_PREFIX), consistent_read=True
+        ):
+            found.setdefault(record.export, []).append(FinalDayChange.from_detail(json.loads(record.change)))
+        return {export_id: tuple(changes) for export_id, changes in sorted(found.items())}
+
+    def clear(self, ctx: TenantContext, export_id: str, changes: Sequence[FinalDayChange]) -> None:
+        with self._model.batch_write() as batch:
+            for change in changes:
+                batch.delete(self._model(ctx.index_pk(), _restatement_sk(export_id, change)))

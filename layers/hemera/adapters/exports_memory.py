@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 from hemera.adapters.exports_s3 import checked_export_key
 from hemera.domain.errors import ConcurrentUpdate
+from hemera.domain.final_series import FinalDayChange
 from hemera.domain.tenancy import TenantContext, validate_id
 from hemera.ports import Page
-from hemera.ports.exports import Export, index_view
+from hemera.ports.exports import Export, ExportState, index_view
 from hemera.tenants import ExportSchedule
 
 
@@ -29,10 +30,21 @@ class MemoryExportIndex:
             raise ConcurrentUpdate(f"export {export.id} exists")
         self._items[key] = index_view(export)
 
+    def complete(self, ctx: TenantContext, export: Export) -> None:
+        key = (ctx.tenant_id, validate_id(export.id, "export"))
+        stored = self._items.get(key)
+        if stored is None or stored.state is not ExportState.PENDING:
+            raise ConcurrentUpdate(f"export {export.id} is no longer pending")
+        self._items[key] = index_view(export)
+
     def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
         key = (ctx.tenant_id, validate_id(export.id, "export"))
         stored = self._items.get(key)
-        if stored is None or stored.latest.version != expected_version:
+        if (
+            stored is None
+            or stored.state is not ExportState.READY
+            or stored.latest.version != expected_version
+        ):
             raise ConcurrentUpdate(f"export {export.id} is no longer at version {expected_version}")
         self._items[key] = index_view(export)
 
@@ -79,6 +91,43 @@ class MemoryExportEvents:
         if detail.get("tenant") != ctx.tenant_id:
             raise ValueError("an event carries its own tenant")
         self.details.append(detail)
+
+
+@dataclass
+class MemoryExportRequests:
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def requested(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
+        if detail.get("tenant") != ctx.tenant_id:
+            raise ValueError("an event carries its own tenant")
+        self.details.append(detail)
+
+
+def change_key(change: FinalDayChange) -> tuple[str, str, str, int]:
+    """What identifies a pending change: the meter-day at one final version."""
+    return (change.meter_id, change.channel.value, change.local_day.isoformat(), change.version)
+
+
+class MemoryPendingRestatements:
+    def __init__(self) -> None:
+        self._changes: dict[tuple[str, str], dict[tuple[str, str, str, int], FinalDayChange]] = {}
+
+    def record(self, ctx: TenantContext, export_id: str, changes: Sequence[FinalDayChange]) -> None:
+        kept = self._changes.setdefault((ctx.tenant_id, validate_id(export_id, "export")), {})
+        for change in changes:
+            kept.setdefault(change_key(change), change)
+
+    def pending(self, ctx: TenantContext) -> dict[str, tuple[FinalDayChange, ...]]:
+        return {
+            export_id: tuple(changes[k] for k in sorted(changes))
+            for (tenant, export_id), changes in sorted(self._changes.items())
+            if tenant == ctx.tenant_id and changes
+        }
+
+    def clear(self, ctx: TenantContext, export_id: str, changes: Sequence[FinalDayChange]) -> None:
+        kept = self._changes.get((ctx.tenant_id, validate_id(export_id, "export")), {})
+        for change in changes:
+            kept.pop(change_key(change), None)
 
 
 class MemoryExportSchedules:

@@ -1,12 +1,12 @@
 """Billing export files in S3 (under `tenants/<tenant>/exports/`, versioned bucket) with pre-signed
-download URLs, and `ExportWritten` events on the platform bus."""
+download URLs, and `ExportWritten` / `ExportRequested` events on the platform bus."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from hemera.definitions import BILLING_SOURCE, EXPORT_WRITTEN
+from hemera.definitions import BILLING_SOURCE, EXPORT_REQUESTED, EXPORT_WRITTEN
 from hemera.domain.tenancy import TenantContext
 from hemera.ports.exports import EXPORTS_AREA
 
@@ -50,22 +50,39 @@ class S3ExportFiles:
         return url
 
 
+def _put_billing_event(
+    events: Any, bus: str, ctx: TenantContext, detail_type: str, detail: dict[str, Any]
+) -> None:
+    if detail.get("tenant") != ctx.tenant_id:
+        raise ValueError("an event carries its own tenant")
+    response = events.put_events(
+        Entries=[
+            {
+                "EventBusName": bus,
+                "Source": BILLING_SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail),
+            }
+        ]
+    )
+    if response.get("FailedEntryCount"):
+        raise RuntimeError(f"EventBridge refused the {detail_type} event")
+
+
 class EventBridgeExportEvents:
     def __init__(self, events: Any, bus_name: str) -> None:
         self._events, self._bus = events, bus_name
 
     def written(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
-        if detail.get("tenant") != ctx.tenant_id:
-            raise ValueError("an event carries its own tenant")
-        response = self._events.put_events(
-            Entries=[
-                {
-                    "EventBusName": self._bus,
-                    "Source": BILLING_SOURCE,
-                    "DetailType": EXPORT_WRITTEN,
-                    "Detail": json.dumps(detail),
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            raise RuntimeError("EventBridge refused the ExportWritten event")
+        _put_billing_event(self._events, self._bus, ctx, EXPORT_WRITTEN, detail)
+
+
+class EventBridgeExportRequests:
+    """`ExportRequested` on the platform bus; the billing rule forwards it to the requests queue.
+    The portal puts it with its own role (its tenant sessions reach only items and objects)."""
+
+    def __init__(self, events: Any, bus_name: str) -> None:
+        self._events, self._bus = events, bus_name
+
+    def requested(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
+        _put_billing_event(self._events, self._bus, ctx, EXPORT_REQUESTED, detail)

@@ -200,3 +200,11 @@ class TariffNotConfigured(HemeraError):
     """Billing determinants of a meter that the tenant file gives no tariff (nothing to bill by)."""
 
     reason = "tariff_not_configured"
+
+
+# --- registry: meter identities ----------------------------------------------------------------
+class InvalidMeterIdentity(HemeraError, ValueError):
+    """A meter's NMI or serial that the market would not accept (length, characters, NMI
+    checksum): the message names the meter."""
+
+    reason = "invalid_meter_identity"

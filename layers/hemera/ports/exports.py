@@ -8,6 +8,12 @@ Adapters: `hemera.adapters.exports_s3.S3ExportFiles`, `hemera.adapters.exports_d
 An export is one run of a schedule (or one on-demand request) for one period: a file per format.
 A restatement adds a *version* to the same export; every version keeps its own files and manifest
 under `tenants/<tenant>/exports/<export id>/v<version>/`, so earlier versions stay downloadable.
+
+An on-demand export is indexed `pending` (no version) when the portal accepts it, announced as
+`ExportRequested`, and becomes `ready` (version 1) or `failed` (with the problem) when the billing
+function has rendered it. Restatements are debounced: the changed final days inside an export's
+period wait as *pending restatements* (readings table, beside the index) until the restatements
+job renders one version per export with all of them.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
+from hemera.domain.exports.model import SkippedMeter
+from hemera.domain.final_series import FinalDayChange
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Page
 from hemera.tenants import ExportSchedule
@@ -41,6 +50,8 @@ class ExportedFile:
     size: int
     rows: int
     totals: dict[str, Decimal] = field(default_factory=dict)
+    # Meters of the export the file leaves out, and why (NEM12: `no_nmi`, `duplicate_nmi`).
+    skipped: tuple[SkippedMeter, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +92,18 @@ class ExportVersion:
     source_digest: str = ""
 
 
+class ExportState(StrEnum):
+    """Where an export is: `pending` (accepted, not rendered yet: on-demand requests), `ready`
+    (version 1 written; restatements add versions) or `failed` (never rendered; `failure` says why)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Export:
-    """An export and its versions (the newest last)."""
+    """An export and its versions (the newest last; none while pending or after a failure)."""
 
     tenant_id: str
     id: str
@@ -94,10 +114,19 @@ class Export:
     requested_by: str  # "schedule:<id>" or the portal caller
     meters: tuple[str, ...]  # the meters it covers (resolved when first written)
     versions: tuple[ExportVersion, ...]
+    state: ExportState = ExportState.READY
+    # When it was asked for (on demand) — None for exports written at once (schedules).
+    requested_at: datetime | None = None
+    failure: str | None = None  # the problem, when failed
 
     @property
     def latest(self) -> ExportVersion:
+        """The newest version (only of an export that has one: see `state`)."""
         return self.versions[-1]
+
+    @property
+    def latest_version(self) -> int | None:
+        return self.versions[-1].version if self.versions else None
 
     def version(self, number: int) -> ExportVersion | None:
         return next((v for v in self.versions if v.version == number), None)
@@ -106,6 +135,11 @@ class Export:
 class ExportIndex(Protocol):
     def create(self, ctx: TenantContext, export: Export) -> None:
         """Store a new export (with its first version); ConcurrentUpdate if the id exists."""
+        ...
+
+    def complete(self, ctx: TenantContext, export: Export) -> None:
+        """Replace a pending export by its outcome (`ready` with version 1, or `failed`), only if
+        the stored one is still pending (else ConcurrentUpdate: another delivery finished it)."""
         ...
 
     def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
@@ -139,6 +173,31 @@ class ExportFiles(Protocol):
 class ExportEvents(Protocol):
     def written(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
         """Announce an export version (`ExportWritten`, source `hemera.billing`)."""
+        ...
+
+
+class ExportRequests(Protocol):
+    def requested(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
+        """Queue an on-demand export for rendering (`ExportRequested`, source `hemera.billing`;
+        the rule forwards it to the billing function's requests queue)."""
+        ...
+
+
+class PendingRestatements(Protocol):
+    """Changed final days waiting to restate an export (debounce): recorded as `FinalDaysChanged`
+    arrives, rendered together by the restatements job, then cleared."""
+
+    def record(self, ctx: TenantContext, export_id: str, changes: Sequence[FinalDayChange]) -> None:
+        """Keep `changes` (days inside the export's period) pending; recording one again is a
+        no-op (SQS redelivers)."""
+        ...
+
+    def pending(self, ctx: TenantContext) -> dict[str, tuple[FinalDayChange, ...]]:
+        """The tenant's pending changes by export id (exports without any are absent)."""
+        ...
+
+    def clear(self, ctx: TenantContext, export_id: str, changes: Sequence[FinalDayChange]) -> None:
+        """Forget exactly `changes` (those a new version rendered): a change recorded since stays."""
         ...
 
 

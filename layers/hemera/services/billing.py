@@ -5,17 +5,24 @@ ownership (another tenant's or customer's meter is not found), reads the meter's
 registry (written at `tenant apply` from the tenant file), turns `YYYY-MM` into the tariff's
 billing cycle, reads the final days of active import and both reactive channels through the
 `FinalSeriesReader` port, and hands them to `hemera.domain.billing.determinants`.
+
+The billing cycle closes on the customer's reading day when the tenant file gives the customer
+one (`customers[].reading_day`), else on the tariff's: the tariff the determinants see carries
+the reading day that applied, so the response says which days the cycle covers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hemera.domain.billing.cycle import billing_cycle, parse_period
 from hemera.domain.billing.determinants import BillingDeterminants, billing_determinants
+from hemera.domain.billing.tariff import MeterTariff
 from hemera.domain.errors import InvalidQuery, TariffNotConfigured
 from hemera.domain.readings import Channel
 from hemera.domain.registry import Meter
+from hemera.domain.tenancy import TenantContext
+from hemera.ports import Registry
 from hemera.ports.final_series import FinalSeriesReader
 from hemera.services.access import Caller, PortalPorts, owned_meter
 
@@ -33,13 +40,25 @@ class MeterDeterminants:
     final_days: dict[Channel, int]
 
 
+def billing_tariff(registry: Registry, ctx: TenantContext, meter: Meter) -> MeterTariff | None:
+    """The meter's tariff as billing applies it: with its customer's reading day when the
+    customer has one (it overrides the tariff's)."""
+    if meter.tariff is None:
+        return None
+    customer = registry.get_customer(ctx, meter.customer_id)
+    if customer is None or customer.reading_day is None:
+        return meter.tariff
+    return replace(meter.tariff, reading_day=customer.reading_day)
+
+
 def meter_billing_determinants(
     ports: PortalPorts, final_series: FinalSeriesReader, caller: Caller, meter_id: str, period: str
 ) -> MeterDeterminants:
     """The determinants of `meter_id` for the billing period `period` (`YYYY-MM`: the cycle whose
-    last day lies in that month, see `hemera.domain.billing.cycle`)."""
+    last day lies in that month, see `hemera.domain.billing.cycle`), closed on the customer's
+    reading day or else the tariff's (`billing_tariff`)."""
     meter = owned_meter(ports.registry, caller, meter_id)
-    tariff = meter.tariff
+    tariff = billing_tariff(ports.registry, caller.ctx, meter)
     if tariff is None:
         raise TariffNotConfigured(f"meter {meter.id!r} has no tariff in its tenant's file")
     try:

@@ -1,18 +1,25 @@
 """Billing exports: scheduled runs, on-demand requests, restatements, and reading them back.
 
-- **Schedules.** Each tenant file's `exports:` entries (`hemera.tenants.ExportSchedule`) reach the
-  billing function as one environment variable written at synth (and by the local cloud). ONE
-  hourly job ("exports due", `hemera.definitions.EXPORTS_DUE_SCHEDULE`) looks at every schedule:
-  the latest period whose run time (day and hour in the tenant's zone) has passed is exported
+- **Schedules.** Each tenant file's `exports:` entries (`hemera.tenants.ExportSchedule`) are
+  stored at onboarding (`register_export_schedules`) and read at each run. ONE hourly job
+  ("exports due", `hemera.definitions.EXPORTS_DUE_SCHEDULE`) looks at every schedule: the latest
+  period whose run time (day and hour in the tenant's zone) has passed is exported
   unless its export exists. The export id is `<period start yyyymmdd>-<schedule id>` and is
   created with a conditional put, so a job that runs twice (at-least-once) writes it once.
 - **Files.** One file per format, rendered by `hemera.domain.exports.render` from the final
   (VEE'd) days, written under `tenants/<t>/exports/<id>/v<version>/` with a `manifest.json`
   (files with sha256 and row counts, period, version, per meter/channel totals, diff), then an
   index item (the readings table) and an `ExportWritten` event.
-- **Restatements.** A `FinalDaysChanged` batch whose days fall inside an exported period makes
-  ONE new version per export (coalesced over the batch) with the reason (`edit` when an edit is
-  among the causes, else `late_data`) and a diff per meter and channel; earlier versions stay.
+- **On demand.** `POST /v1/exports` only validates and indexes the export as `pending`, then
+  announces `ExportRequested`; the billing function renders it (`render_requested_export`) into
+  version 1 (`ready`) or marks it `failed` with the problem. A ready or failed export is never
+  rendered again, so a redelivered request does nothing.
+- **Restatements, debounced.** A `FinalDaysChanged` batch whose days fall inside an exported
+  period only records them as pending restatements of that export (`record_restatements`). The
+  restatements job (`definitions.RESTATEMENTS_SCHEDULE`, every 15 minutes) renders ONE new version
+  per export with every change gathered since its last version: the combined reason (`edit`,
+  `late_data`, or `edit+late_data`) and a diff per meter and channel; it then clears exactly the
+  changes it rendered, so one recorded meanwhile waits for the next run. Earlier versions stay.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -33,6 +40,7 @@ from hemera.domain.errors import (
     ConcurrentUpdate,
     ExportForbidden,
     ExportNotFound,
+    HemeraError,
     InvalidQuery,
     InvalidTenantId,
     TenantNotFound,
@@ -54,16 +62,28 @@ from hemera.ports.exports import (
     ExportEvents,
     ExportFiles,
     ExportIndex,
+    ExportRequests,
     ExportScheduleStore,
+    ExportState,
     ExportVersion,
+    PendingRestatements,
 )
 from hemera.ports.final_series import FinalSeriesReader
 from hemera.services.access import Caller, Role, decode_cursor, encode_cursor, owned_meter, page_size
+from hemera.services.billing import billing_tariff
 from hemera.tenants import ExportSchedule, TenantDefinition
 
 # An on-demand export spans at most this many days (two billing months); restatements look this
 # far back for exports that may contain a changed day.
 MAX_EXPORT_DAYS = LONGEST_PERIOD_DAYS
+# An on-demand export holds at most this many meter-days (meters x days of the period): one
+# invocation of the billing function (1024 MB, 300 s) renders it. Rendering is asynchronous now,
+# so API Gateway's 29 s no longer bounds it, but memory does: measured on the dev machine, a
+# Green Button feed takes ~0.18 MB per meter-channel-day while it is built and the final days
+# ~0.04 MB, so a meter-day of four channels takes ~0.9 MB; 800 meter-days (25 meters for a month,
+# 800 meters for a day) stay within 1024 MB with a margin. Time is not the bound: all five
+# formats render ~130 meter-channel-days a second (~25 s for 800 meter-days of four channels).
+MAX_ON_DEMAND_METER_DAYS = 800
 # A Green Button download covers at most a year (ESPI's "Download My Data" use).
 MAX_GREEN_BUTTON_DAYS = 366
 DOWNLOAD_URL_SECONDS = 900
@@ -80,6 +100,8 @@ class ExportPorts:
     files: ExportFiles
     events: ExportEvents
     schedules: ExportScheduleStore
+    requests: ExportRequests
+    restatements: PendingRestatements
 
 
 # --- schedules ---------------------------------------------------------------------------------
@@ -160,9 +182,18 @@ def schedule_meters(registry: Registry, ctx: TenantContext, schedule: ExportSche
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
-    files: tuple[tuple[str, RenderedFile], ...]  # (format, file)
+    """A version's data, totals and source digest; its files are rendered one format at a time
+    (`files`), so only one file is in memory at once (a Green Button feed takes ~0.2 MB per
+    meter-channel-day while it is built)."""
+
+    request: ExportRequest  # every meter's final days (the format is set per file)
+    formats: tuple[str, ...]
     totals: tuple[ChannelTotal, ...]
     source_digest: str
+
+    def files(self) -> Iterator[tuple[str, RenderedFile]]:
+        for name in self.formats:
+            yield name, render(replace(self.request, format=ExportFormat(name)))
 
 
 def _final_days(
@@ -175,13 +206,12 @@ def _final_days(
 
 
 def _export_data(meter: Meter, tenant: Tenant, days: Sequence[FinalDay]) -> MeterExportData:
-    # The registry knows no NMI or serial yet: files leave the serial empty (the meter id has its
-    # own column; used as a serial it would break NEM12's 12 characters for longer ids), and NEM12
-    # derives a stable stand-in NMI from the id (`hemera.domain.exports.model.derived_nmi`).
+    # The NMI and serial registered from the tenant file: NEM12 leaves a meter without an NMI
+    # out (listed as skipped in the manifest), CSV and the regulatory XML show the serial.
     return MeterExportData(
         meter_id=meter.id,
-        serial=None,
-        nmi=None,
+        serial=meter.serial,
+        nmi=meter.nmi,
         customer_id=meter.customer_id,
         timezone=tenant.timezone,
         days=tuple(days),
@@ -219,26 +249,18 @@ def _render(
             )
             for channel, channel_days in sorted(by_channel.items())
         ]
-    files = tuple(
-        (
-            name,
-            render(
-                ExportRequest(
-                    tenant_id=tenant.id,
-                    tenant_name=tenant.name,
-                    format=ExportFormat(name),
-                    period_start=first,
-                    period_end=last,
-                    created_at=now,
-                    version=version,
-                    meters=tuple(data),
-                )
-            ),
-        )
-        for name in formats
+    request = ExportRequest(
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        format=ExportFormat(formats[0]),
+        period_start=first,
+        period_end=last,
+        created_at=now,
+        version=version,
+        meters=tuple(data),
     )
     digest = hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()
-    return _Rendered(files, tuple(totals), digest)
+    return _Rendered(request, tuple(formats), tuple(totals), digest)
 
 
 def export_prefix(ctx: TenantContext, export_id: str, version: int) -> str:
@@ -278,6 +300,7 @@ def manifest_document(export: Export, version: ExportVersion, timezone: str) -> 
                 "size": f.size,
                 "rows": f.rows,
                 "totals": {k: _number(v) for k, v in sorted(f.totals.items())},
+                "skipped": [{"meter_id": m.meter_id, "reason": m.reason} for m in f.skipped],
             }
             for f in version.files
         ],
@@ -327,7 +350,7 @@ def _write_version(
     """Put the files and the manifest of one version; return the version (not yet indexed)."""
     prefix = export_prefix(ctx, export.id, number)
     files = []
-    for name, file in rendered.files:
+    for name, file in rendered.files():
         key = prefix + file.name
         ports.files.put(ctx, key, file.content, file.content_type)
         files.append(
@@ -340,8 +363,10 @@ def _write_version(
                 size=len(file.content),
                 rows=file.rows,
                 totals=dict(file.totals),
+                skipped=file.skipped,
             )
         )
+        del file  # before the next format is rendered: one file in memory at a time
     version = ExportVersion(
         version=number,
         created_at=now,
@@ -379,6 +404,25 @@ def written_detail(export: Export) -> dict[str, Any]:
     }
 
 
+def _first_version(
+    ports: ExportPorts,
+    ctx: TenantContext,
+    tenant: Tenant,
+    export: Export,
+    meters: Sequence[Meter],
+    reason: str,
+    rendered_at: datetime,
+    now: datetime,
+) -> Export:
+    """`export` with version 1 written (files and manifest; not yet indexed). The files carry
+    `rendered_at` as their creation time."""
+    rendered = _render(
+        ports, ctx, tenant, export.formats, meters, export.period_start, export.period_end, 1, rendered_at
+    )
+    version = _write_version(ports, ctx, tenant, export, rendered, 1, reason, now)
+    return replace(export, versions=(version,), state=ExportState.READY, failure=None)
+
+
 def create_export(
     ports: ExportPorts,
     ctx: TenantContext,
@@ -395,7 +439,6 @@ def create_export(
     """Render, write and index version 1 of an export and announce it. ConcurrentUpdate if an
     export with this id exists (another run wrote it)."""
     tenant = _tenant(ports.registry, ctx)
-    rendered = _render(ports, ctx, tenant, formats, meters, first, last, 1, now)
     export = Export(
         tenant_id=ctx.tenant_id,
         id=export_id,
@@ -407,11 +450,63 @@ def create_export(
         meters=tuple(m.id for m in meters),
         versions=(),
     )
-    version = _write_version(ports, ctx, tenant, export, rendered, 1, reason, now)
-    export = replace(export, versions=(version,))
+    export = _first_version(ports, ctx, tenant, export, meters, reason, now, now)
     ports.index.create(ctx, export)
     ports.events.written(ctx, written_detail(export))
     return export
+
+
+# --- on-demand exports, rendered by the billing function ----------------------------------------
+def requested_detail(export: Export) -> dict[str, Any]:
+    """The detail of an `ExportRequested` event (the rest is in the index)."""
+    return {"tenant": export.tenant_id, "export_id": export.id}
+
+
+def request_of_detail(detail: Mapping[str, Any]) -> tuple[str, str]:
+    """(tenant, export id) of an `ExportRequested` detail."""
+    return validate_id(str(detail["tenant"]), "tenant"), validate_id(str(detail["export_id"]), "export")
+
+
+class RenderFailed(Exception):
+    """Rendering a requested export failed for a reason another attempt may not have (storage,
+    throttling): the request is delivered again, and the last attempt marks the export failed."""
+
+
+def _failed(export: Export, problem: str) -> Export:
+    return replace(export, state=ExportState.FAILED, failure=problem, versions=())
+
+
+def render_requested_export(
+    ports: ExportPorts, tenant_id: str, export_id: str, now: datetime, last_attempt: bool = True
+) -> Export | None:
+    """Render a pending on-demand export into version 1 (`ready`) and announce it, or mark it
+    `failed` with the problem. None when there is nothing to do: unknown, or already ready or
+    failed (a redelivered request, or another delivery finished first). An error a retry may not
+    meet (storage, throttling) raises `RenderFailed` unless this is the `last_attempt`."""
+    ctx = TenantContext(tenant_id)
+    export = ports.index.get(ctx, export_id)
+    if export is None or export.state is not ExportState.PENDING:
+        return None
+    try:
+        tenant = _tenant(ports.registry, ctx)
+        by_id = {m.id: m for m in _all_meters(ports.registry, ctx)}
+        meters = [by_id[m] for m in export.meters if m in by_id]
+        # The files carry the request's time: two deliveries rendering at once write equal bytes.
+        rendered_at = export.requested_at or now
+        outcome = _first_version(ports, ctx, tenant, export, meters, "on_demand", rendered_at, now)
+    except (HemeraError, ValueError) as error:  # the request itself cannot be rendered
+        outcome = _failed(export, f"{type(error).__name__}: {error}")
+    except Exception as error:
+        if not last_attempt:
+            raise RenderFailed(f"export {export_id} of {tenant_id}: {error!r}") from error
+        outcome = _failed(export, f"rendering failed on every attempt ({type(error).__name__})")
+    try:
+        ports.index.complete(ctx, outcome)
+    except ConcurrentUpdate:
+        return None  # another delivery completed it first
+    if outcome.state is ExportState.READY:
+        ports.events.written(ctx, written_detail(outcome))
+    return outcome
 
 
 # --- the hourly job ----------------------------------------------------------------------------
@@ -422,6 +517,9 @@ class DueRun:
     export_id: str
     first: date
     last: date
+    # A billing-cycle run's meters (those whose cycle closes on its reading day); None: the
+    # schedule's meters.
+    meter_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,12 +535,41 @@ def due_runs(
     """Every schedule's latest due period (done or not: the index tells)."""
     runs = []
     for tenant_id, tenant_schedules in sorted(schedules.items()):
-        tenant = registry.get_tenant(TenantContext(tenant_id))
+        ctx = TenantContext(tenant_id)
+        tenant = registry.get_tenant(ctx)
         if tenant is None:
             continue  # in the schedules but not (or no longer) registered
         for schedule in tenant_schedules:
+            if schedule.period == "billing_cycle":
+                runs += _billing_cycle_runs(registry, ctx, tenant, schedule, as_of)
+                continue
             first, last = due_period(schedule, tenant.zone, as_of)
             runs.append(DueRun(tenant_id, schedule, scheduled_export_id(schedule, first), first, last))
+    return runs
+
+
+def _billing_cycle_runs(
+    registry: Registry, ctx: TenantContext, tenant: Tenant, schedule: ExportSchedule, as_of: datetime
+) -> list[DueRun]:
+    """A billing-cycle schedule exports each meter's own cycle when it closes: its meters grouped
+    by reading day (the customer's, else the tariff's — `billing_tariff`; the schedule's
+    `day_of_month` for a meter without a tariff), one run per reading day, due at `at_hour` on
+    that day. Two reading days never share a run (their cycles start on different days, hence
+    different export ids)."""
+    by_day: dict[int, list[str]] = {}
+    for meter in schedule_meters(registry, ctx, schedule):
+        tariff = billing_tariff(registry, ctx, meter)
+        day = tariff.reading_day if tariff is not None else schedule.day_of_month
+        by_day.setdefault(day, []).append(meter.id)
+    runs = []
+    for day, meter_ids in sorted(by_day.items()):
+        cycle = schedule.model_copy(update={"day_of_month": day})
+        first, last = due_period(cycle, tenant.zone, as_of)
+        runs.append(
+            DueRun(
+                ctx.tenant_id, schedule, scheduled_export_id(schedule, first), first, last, tuple(meter_ids)
+            )
+        )
     return runs
 
 
@@ -459,6 +586,8 @@ def run_due_exports(
             continue
         try:
             meters = schedule_meters(ports.registry, ctx, run.schedule)
+            if run.meter_ids is not None:
+                meters = [m for m in meters if m.id in run.meter_ids]
             written.append(
                 create_export(
                     ports,
@@ -489,9 +618,11 @@ def changes_of_detail(detail: Mapping[str, Any]) -> tuple[str, tuple[FinalDayCha
 
 
 def restatement_reason(changes: Iterable[FinalDayChange]) -> str:
-    """`edit` when an operator's edit is among the changes, else `late_data` (late or re-read
-    meter data, a sweep's estimate replaced by actuals, …)."""
-    return "edit" if any(c.cause == "edit" for c in changes) else "late_data"
+    """The reasons of the changes a restatement gathers, joined: `edit` for an operator's edit,
+    `late_data` for the rest (late or re-read meter data, a sweep's estimate replaced by
+    actuals, …) — `edit+late_data` when both are among them."""
+    reasons = {"edit" if c.cause == "edit" else "late_data" for c in changes}
+    return "+".join(sorted(reasons)) or "late_data"
 
 
 def _intervals_changed(
@@ -565,29 +696,78 @@ def restate_export(
     return restated
 
 
-def restate_changed_periods(
-    ports: ExportPorts, tenant_id: str, changes: Sequence[FinalDayChange], now: datetime
-) -> list[Export]:
-    """One new version of every export of the tenant whose period and meters contain a changed
-    day: the whole batch coalesced, not one version per changed day."""
+def _inside(export: Export, changes: Iterable[FinalDayChange]) -> list[FinalDayChange]:
+    meters = set(export.meters)
+    return [
+        c for c in changes if export.period_start <= c.local_day <= export.period_end and c.meter_id in meters
+    ]
+
+
+def record_restatements(
+    ports: ExportPorts, tenant_id: str, changes: Sequence[FinalDayChange]
+) -> dict[str, int]:
+    """Record the changes inside each ready export's period and meters as pending restatements of
+    that export (idempotent); returns how many were recorded per export id."""
     if not changes:
-        return []
+        return {}
     ctx = TenantContext(tenant_id)
     first = min(c.local_day for c in changes)
     last = max(c.local_day for c in changes)
-    restated = []
+    recorded = {}
     for export in ports.index.overlapping(ctx, first, last):
-        meters = set(export.meters)
-        inside = [
-            c
-            for c in changes
-            if export.period_start <= c.local_day <= export.period_end and c.meter_id in meters
-        ]
+        if export.state is not ExportState.READY:
+            continue  # a pending export renders the newest data anyway; a failed one never will
+        inside = _inside(export, changes)
         if inside:
-            new = restate_export(ports, ctx, export, inside, now)
-            if new is not None:
+            ports.restatements.record(ctx, export.id, inside)
+            recorded[export.id] = len(inside)
+    return recorded
+
+
+@dataclass(frozen=True, slots=True)
+class RestatementOutcome:
+    restated: tuple[Export, ...] = ()
+    unchanged: tuple[str, ...] = ()  # export ids whose final days did not move (changes cleared)
+    failures: tuple[tuple[str, str, Exception], ...] = ()  # (tenant, export id, error)
+
+
+def restate_pending(ports: ExportPorts, ctx: TenantContext, now: datetime) -> RestatementOutcome:
+    """One new version of each of the tenant's exports with pending changes, gathering all of
+    them; the changes rendered are cleared (those recorded during the render stay pending). An
+    export whose version check fails (a concurrent run) keeps its changes for the next run."""
+    restated: list[Export] = []
+    unchanged: list[str] = []
+    failures: list[tuple[str, str, Exception]] = []
+    for export_id, changes in ports.restatements.pending(ctx).items():
+        try:
+            export = ports.index.get(ctx, export_id)
+            if export is None or export.state is not ExportState.READY:
+                ports.restatements.clear(ctx, export_id, changes)
+                continue
+            new = restate_export(ports, ctx, export, changes, now)
+            ports.restatements.clear(ctx, export_id, changes)
+            if new is None:
+                unchanged.append(export_id)
+            else:
                 restated.append(new)
-    return restated
+        except ConcurrentUpdate:
+            continue  # a concurrent run added the version; what it did not gather stays pending
+        except Exception as error:  # the others go on; this one's changes stay pending
+            failures.append((ctx.tenant_id, export_id, error))
+    return RestatementOutcome(tuple(restated), tuple(unchanged), tuple(failures))
+
+
+def run_restatements(ports: ExportPorts, now: datetime) -> RestatementOutcome:
+    """The restatements job: every registered tenant's pending restatements."""
+    restated: list[Export] = []
+    unchanged: list[str] = []
+    failures: list[tuple[str, str, Exception]] = []
+    for tenant in ports.registry.list_tenants():
+        outcome = restate_pending(ports, TenantContext(tenant.id), now)
+        restated += outcome.restated
+        unchanged += outcome.unchanged
+        failures += outcome.failures
+    return RestatementOutcome(tuple(restated), tuple(unchanged), tuple(failures))
 
 
 # --- the portal API ----------------------------------------------------------------------------
@@ -668,7 +848,8 @@ def request_export(
     now: datetime,
     new_id: Callable[[date], str] = on_demand_export_id,
 ) -> Export:
-    """An export on demand (admins and operators): written at once, returned with version 1."""
+    """An export on demand (admins and operators): validated, indexed as `pending` and queued
+    (`ExportRequested`); the billing function renders it. Returns the pending export."""
     if caller.role not in REQUESTING_ROLES:
         if not _tenant_wide(caller):
             raise ExportForbidden("exports hold every meter of the tenant: ask an operator")
@@ -685,9 +866,33 @@ def request_export(
         if not isinstance(wanted, list) or not wanted or not all(isinstance(m, str) for m in wanted):
             raise InvalidQuery("meters is a non-empty list of meter ids")
         meters = sorted({owned_meter(ports.registry, caller, m) for m in wanted}, key=lambda m: m.id)
-    return create_export(
-        ports, caller.ctx, new_id(first), formats, meters, first, last, None, requested_by, "on_demand", now
+    meter_days = len(meters) * ((last - first).days + 1)
+    if meter_days > MAX_ON_DEMAND_METER_DAYS:
+        raise InvalidQuery(
+            f"{len(meters)} meters x {(last - first).days + 1} days is {meter_days} meter-days; an export "
+            f"on demand holds at most {MAX_ON_DEMAND_METER_DAYS}: ask for fewer meters or days"
+        )
+    export = Export(
+        tenant_id=caller.ctx.tenant_id,
+        id=new_id(first),
+        formats=formats,
+        period_start=first,
+        period_end=last,
+        schedule_id=None,
+        requested_by=requested_by,
+        meters=tuple(m.id for m in meters),
+        versions=(),
+        state=ExportState.PENDING,
+        requested_at=now,
     )
+    ports.index.create(caller.ctx, export)
+    try:
+        ports.requests.requested(caller.ctx, requested_detail(export))
+    except Exception:
+        # Not queued, never rendered: say so on the export instead of leaving it pending.
+        ports.index.complete(caller.ctx, _failed(export, "the request could not be queued; ask again"))
+        raise
+    return export
 
 
 def green_button(

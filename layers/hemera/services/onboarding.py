@@ -22,7 +22,14 @@ def register_tenant(registry: Registry, definition: TenantDefinition) -> int:
         ctx,
         [
             # `tax_id` is read with getattr: tenant files without registration data still load.
-            Customer(definition.id, c.id, c.name, c.load_class, getattr(c, "tax_id", None))
+            Customer(
+                definition.id,
+                c.id,
+                c.name,
+                c.load_class,
+                getattr(c, "tax_id", None),
+                c.reading_day,
+            )
             for c in definition.customers
         ],
     )
@@ -38,6 +45,8 @@ def register_tenant(registry: Registry, definition: TenantDefinition) -> int:
                 m.customer,
                 m.multiplier,
                 _tariff(definition, m),
+                nmi=m.nmi,
+                serial=m.serial,
             )
             for m in definition.meters
         ],

@@ -174,7 +174,9 @@ def test_total_reactive_energy_per_kind():
 
 def test_verde_bills_one_demand_over_all_posts():
     """A4 verde: one contracted demand (300 kW) for every hour: the maximum is Fri 10:00's 312 kW,
-    within 315 -> no overrun; DRE over all hours: max corrected 241.5 < 312 -> 0."""
+    within 315 -> no overrun. DRE per calendar post all the same (REN 1000 Art. 304), each against
+    the single billed 312 kW: ponta Thu 19h 241.5 -> 0; fora ponta Thu 10h (or Fri 2h) 100 x
+    0.92 / 0.8 = 115 -> 0."""
     tariff = MeterTariff(
         "a4-verde",
         "A4 Verde",
@@ -192,8 +194,11 @@ def test_verde_bills_one_demand_over_all_posts():
         Decimal(312),
         Decimal(0),
     )
-    (dre,) = result.excess_reactive_demand
-    assert (dre.corrected_kw, dre.kw) == (Decimal("241.5"), Decimal(0))
+    dre = {d.post: (d.corrected_kw, d.billed_kw, d.kw) for d in result.excess_reactive_demand}
+    assert dre == {
+        "ponta": (Decimal("241.5"), Decimal(312), Decimal(0)),
+        "fora_ponta": (Decimal(115), Decimal(312), Decimal(0)),
+    }
     assert {e.post for e in result.energy} == {"ponta", "fora_ponta"}
 
 

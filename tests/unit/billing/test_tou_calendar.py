@@ -17,7 +17,9 @@ from hemera.domain.billing.tou import (
     PONTA,
     PostWindow,
     TouCalendar,
+    aneel_ponta_holidays,
     brazil_group_a,
+    easter_sunday,
     is_business_day,
     post_of,
 )
@@ -51,13 +53,46 @@ def test_post_of_reads_a_utc_start_in_the_tenants_zone():
         post_of(datetime(2026, 11, 19, 21), CALENDAR)
 
 
-def test_the_utility_adds_carnival_tuesday_as_a_holiday():
-    """`holidays` files Carnival as optional for BR; REN 414 exempts it, so a tariff may add it."""
-    carnival = date(2026, 2, 17)
-    assert is_business_day(carnival, CALENDAR)
-    with_carnival = brazil_group_a(extra_holidays=frozenset({carnival}))
-    assert not is_business_day(carnival, with_carnival)
-    assert post_of(datetime(2026, 2, 17, 19, tzinfo=SAO_PAULO), with_carnival) == FORA_PONTA
+@pytest.mark.parametrize(
+    ("year", "easter"),
+    [
+        (2024, date(2024, 3, 31)),
+        (2026, date(2026, 4, 5)),
+        (2028, date(2028, 4, 16)),
+        (2285, date(2285, 3, 22)),
+    ],
+)
+def test_easter_sunday_of_known_years(year, easter):
+    """Published Easter dates, 2285 the earliest possible (22 March)."""
+    assert easter_sunday(year) == easter
+
+
+def test_brazilian_ponta_holidays_are_anels_list_every_year():
+    """REN 1.000 Art. 2 XXXVIII a): the fixed days plus Carnival Tuesday, Good Friday and Corpus
+    Christi, computed from Easter for any year (no per-year list for a tariff to keep)."""
+    assert sorted(aneel_ponta_holidays(2028)) == [
+        date(2028, 1, 1),
+        date(2028, 2, 29),  # Carnival Tuesday: Easter 16 April - 47 days
+        date(2028, 4, 14),  # Good Friday
+        date(2028, 4, 21),
+        date(2028, 5, 1),
+        date(2028, 6, 15),  # Corpus Christi: Easter + 60 days
+        date(2028, 9, 7),
+        date(2028, 10, 12),
+        date(2028, 11, 2),
+        date(2028, 11, 15),
+        date(2028, 11, 20),
+        date(2028, 12, 25),
+    ]
+    assert date(2023, 11, 20) not in aneel_ponta_holidays(2023)  # a national holiday from 2024
+    carnival = datetime(2026, 2, 17, 19, tzinfo=SAO_PAULO)  # a Tuesday, 19:00
+    assert not is_business_day(carnival.date(), CALENDAR)
+    assert post_of(carnival, CALENDAR) == FORA_PONTA
+
+
+def test_no_state_holiday_exempts_brazilian_ponta():
+    with pytest.raises(ValueError, match="ANEEL"):
+        brazil_group_a(subdivision="RS")
 
 
 def test_a_calendar_with_shoulder_and_peak_windows():
@@ -142,7 +177,7 @@ def test_a_meter_tariff_survives_its_stored_form():
     tariff = MeterTariff(
         tariff.tariff_id,
         tariff.name,
-        brazil_group_a(subdivision="RS", extra_holidays=frozenset({date(2026, 2, 17)})),
+        brazil_group_a(extra_holidays=frozenset({date(2026, 3, 19)})),
         BillingRules(capacitive_start=time(0, 30), pf_reference=Decimal("0.92")),
         15,
         tariff.contracted_demand_kw,

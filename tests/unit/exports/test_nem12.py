@@ -1,6 +1,7 @@
 """NEM12 read back by two independent readers: `nemreader` (strict mode) and
-`aemo-mdff-reader` (MDFF v2.6 parser and structural validator). Their totals, interval counts
-and quality/method/reason fields must be what the final days say."""
+`aemo-mdff-reader` (MDFF v2.6 parser and structural validator). Their totals, interval counts,
+quality/method/reason fields, NMIs and serials must be what the final days and the registry
+say; a meter without an NMI is left out and listed as skipped, never given a made-up NMI."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from nemreader import NEMFile
 
 from hemera.domain.errors import ExportNotRenderable
-from hemera.domain.exports import ExportFormat, MeterExportData, RenderedFile, derived_nmi, render
+from hemera.domain.exports import ExportFormat, MeterExportData, RenderedFile, SkippedMeter, render
 from hemera.domain.exports.nem12 import standard_offset
 from hemera.domain.readings import Channel
 from tests.export_builders import (
@@ -30,8 +31,10 @@ from tests.export_builders import (
     sydney_meter,
 )
 
-SYDNEY_NMI = "NCDE001234"
-SAO_PAULO_NMI = derived_nmi("cp-m-2002")
+# Real-shaped NMIs as the registry holds them (10 characters; AEMO worked examples of the NMI
+# procedure, checksums 5 and 3).
+SYDNEY_NMI = "NCCC519495"
+SAO_PAULO_NMI = "QAAAVZZZZZ"
 
 
 def _day_total(meter_days, channel: Channel) -> Decimal:
@@ -40,7 +43,8 @@ def _day_total(meter_days, channel: Channel) -> Decimal:
 
 @pytest.fixture
 def nem12(tmp_path: Path) -> tuple[Path, RenderedFile]:
-    rendered = render(export_request(ExportFormat.NEM12))
+    meters = [sydney_meter(nmi=SYDNEY_NMI), sao_paulo_meter(nmi=SAO_PAULO_NMI)]
+    rendered = render(export_request(ExportFormat.NEM12, meters))
     path = tmp_path / rendered.name
     path.write_bytes(rendered.content)
     return path, rendered
@@ -57,7 +61,7 @@ def expected_by_stream() -> dict[tuple[str, str], Decimal]:
 
 def test_nemreader_strict_reads_our_totals_and_full_nem12_days(nem12: tuple[Path, RenderedFile]) -> None:
     # Given a NEM12 of a 15-minute Sydney meter (two channels, the 25-hour DST day) and a
-    # 30-minute São Paulo meter without an NMI
+    # 30-minute São Paulo meter, both with their registered NMI
     path, rendered = nem12
 
     # When nemreader reads it in strict mode
@@ -78,6 +82,11 @@ def test_nemreader_strict_reads_our_totals_and_full_nem12_days(nem12: tuple[Path
     assert len(data.readings[SYDNEY_NMI]["Q1"]) == 4 * 96
     assert len(data.readings[SAO_PAULO_NMI]["E1"]) == 3 * 48
     assert rendered.rows == 4 + 4 + 3
+    # The registry's NMIs and serial are the file's identities; nothing was left out
+    assert set(data.readings) == {SYDNEY_NMI, SAO_PAULO_NMI}
+    assert {r.meter_serial_number for r in data.readings[SYDNEY_NMI]["E1"]} == {"SN2001"}
+    assert {r.meter_serial_number for r in data.readings[SAO_PAULO_NMI]["E1"]} == {""}
+    assert rendered.skipped == ()
 
 
 def test_nemreader_reads_quality_method_and_reason_from_vee(nem12: tuple[Path, RenderedFile]) -> None:
@@ -151,13 +160,36 @@ def test_aemo_mdff_reader_reads_400_events_of_variable_days(nem12: tuple[Path, R
             assert reading.quality_method == "A"
 
 
-def test_nmi_derived_from_meter_id_is_stable_and_structurally_valid() -> None:
-    nmi = derived_nmi("cp-m-2002")
+def test_a_meter_without_an_nmi_is_left_out_and_listed_as_skipped(tmp_path: Path) -> None:
+    # Given a NEM12 export of the Sydney meter (NMI registered) and the São Paulo one (none)
+    rendered = render(export_request(ExportFormat.NEM12, [sydney_meter(nmi=SYDNEY_NMI), sao_paulo_meter()]))
+    path = tmp_path / rendered.name
+    path.write_bytes(rendered.content)
 
-    assert nmi == derived_nmi("cp-m-2002")
-    assert nmi != derived_nmi("cp-m-2003")
-    assert len(nmi) == 10 and nmi.startswith("H") and not set(nmi) & {"I", "O"}
-    assert aemo_mdff_reader.validate_nmi(nmi)
+    # When both independent readers read it
+    data = NEMFile(str(path), strict=True).nem_data()
+    mdff_nmis = {r.nmi for r in aemo_mdff_reader.parse(str(path))}
+
+    # Then only the Sydney NMI is in the file (no stand-in for the other), the meter left out is
+    # listed with the reason, and the totals are the Sydney meter's alone
+    assert set(data.readings) == mdff_nmis == {SYDNEY_NMI}
+    assert aemo_mdff_reader.validate_file(str(path)) == []
+    assert rendered.skipped == (SkippedMeter("cp-m-2002", "no_nmi"),)
+    assert rendered.totals["active_import_kWh"] == _day_total(sydney_meter().days, Channel.ACTIVE_IMPORT)
+    assert rendered.rows == 4 + 4
+
+
+def test_meters_sharing_an_nmi_are_all_left_out(tmp_path: Path) -> None:
+    # Given two meters registered with the same NMI (which meter the data is of is unknown)
+    meters = [sydney_meter(nmi=SYDNEY_NMI), sao_paulo_meter(nmi=SYDNEY_NMI)]
+    # When NEM12 is rendered
+    rendered = render(export_request(ExportFormat.NEM12, meters))
+    # Then neither is written under it, and both are listed as skipped
+    assert b"\r\n200," not in rendered.content and rendered.rows == 0
+    assert rendered.skipped == (
+        SkippedMeter("cp-m-2001", "duplicate_nmi"),
+        SkippedMeter("cp-m-2002", "duplicate_nmi"),
+    )
 
 
 def test_hourly_data_cannot_be_nem12() -> None:
@@ -166,7 +198,7 @@ def test_hourly_data_cannot_be_nem12() -> None:
     hourly = type(meter)(
         meter_id=meter.meter_id,
         serial=None,
-        nmi=None,
+        nmi=SAO_PAULO_NMI,
         customer_id=None,
         timezone=SAO_PAULO,
         days=[
@@ -222,7 +254,7 @@ def test_aemo_reader_reads_back_every_interval_of_any_day(
         substituted=dict.fromkeys(estimated - missing, LINEAR_COMMS_FAULT),
         missing=missing,
     )
-    meter = MeterExportData("m-prop", "SN1", None, None, timezone, [day])
+    meter = MeterExportData("m-prop", "SN1", SYDNEY_NMI, None, timezone, [day])
     rendered = render(
         export_request(ExportFormat.NEM12, [meter], period_start=local_day, period_end=local_day)
     )

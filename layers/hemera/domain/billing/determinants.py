@@ -11,7 +11,9 @@ Terms of ANEEL REN 414/2010 (carried into REN 1000/2021) as REFERENCE.md words t
 - **excess reactive energy** over the 1-hour intervals T with power factor fT below fR (0.92):
   ERE = Σ_T EEAM_T x (fR / fT - 1), in kWh (the bill multiplies it by VRERE);
 - **excess reactive demand** per post p: DRE(p) = max_T (PAM_T x fR / fT) - PAF(p), in kW, over the
-  hours with fT < fR of the post, floored at 0 (PAF(p) is the billed demand);
+  hours with fT < fR of the post, floored at 0 (PAF(p) is the billed demand); per calendar post
+  for verde too (REN 1000 Art. 304 defines DRE "por posto tarifário" for the hourly modalities),
+  each set against verde's single billed demand;
 - in the tariff's capacitive window (6 h inside 23:30-06:30) only capacitive reactive energy
   (R-, `reactive_export`) counts; in every other hour only inductive (R+, `reactive_import`);
 - **total reactive energy** (kvarh) of each reactive channel.
@@ -330,7 +332,9 @@ def billing_determinants(
         below += 1
         ere += fr * apparent - p  # EEAM_T x (fR/fT - 1)
         corrected = fr * apparent  # PAM_T x fR/fT over a 1-hour interval
-        post = slot_post[members[0]] if rules.demand_per_post else ALL_POSTS
+        # DRE is per calendar post for every hourly modality (REN 1000 Art. 304: "por posto
+        # tarifário"), verde included: only the billed demand it is set against is single.
+        post = slot_post[members[0]]
         if post not in worst or corrected > worst[post][0]:
             worst[post] = (corrected, hour)
 
@@ -343,9 +347,9 @@ def billing_determinants(
         coverage=_coverage(slot_status[s] for s in slots),
     )
     excess_demand = []
-    for post in tariff.demand_posts:
+    for post in calendar.posts:
         peak, at = worst.get(post, (None, None))
-        paf = billed.get(post)
+        paf = billed.get(post if rules.demand_per_post else ALL_POSTS)
         kw: Decimal | None
         if paf is None:
             kw = None
@@ -360,7 +364,7 @@ def billing_determinants(
                 at,
                 paf,
                 kw,
-                _coverage(slot_status[s] for s in slots if post == ALL_POSTS or slot_post[s] == post),
+                _coverage(slot_status[s] for s in slots if slot_post[s] == post),
             )
         )
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 PONTA = "ponta"
 FORA_PONTA = "fora_ponta"
+BRAZIL = "BR"
 # Monday=0 … Sunday=6 (`date.weekday()`): Brazilian business days are Monday to Friday.
 WEEKDAYS = frozenset({0, 1, 2, 3, 4})
 
@@ -56,11 +57,11 @@ class PostWindow:
 class TouCalendar:
     """Posts of a tariff over the tenant's local time.
 
-    An instant belongs to the first window that holds it, else to `default_post`. Holidays are
-    the national public holidays of `holiday_country` (the `holidays` package; with
-    `holiday_subdivision` also that state's/province's), plus `extra_holidays` the utility adds
-    (REN 414 also exempts Carnival Tuesday and Corpus Christi, which `holidays` files as optional
-    for BR). `holiday_country=None` means no holidays.
+    An instant belongs to the first window that holds it, else to `default_post`. Holidays are,
+    for Brazil, ANEEL's list of days without ponta (`aneel_ponta_holidays`: the fixed dates and
+    Carnival Tuesday, Good Friday, Corpus Christi computed from Easter); elsewhere the public
+    holidays of `holiday_country` (the `holidays` package; with `holiday_subdivision` also that
+    state's/province's); plus `extra_holidays` the utility adds. `holiday_country=None`: none.
     """
 
     timezone: str
@@ -73,6 +74,11 @@ class TouCalendar:
 
     def __post_init__(self) -> None:
         ZoneInfo(self.timezone)  # fails early on an unknown zone
+        if self.holiday_country == BRAZIL and self.holiday_subdivision is not None:
+            raise ValueError(
+                "Brazilian ponta holidays are ANEEL's national list (REN 1.000 Art. 2 XXXVIII): "
+                "no state's holidays (holiday_subdivision) apply"
+            )
         if self.default_post in {w.post for w in self.windows}:
             raise ValueError(f"the default post {self.default_post} cannot also have a window")
         for i, a in enumerate(self.windows):
@@ -111,6 +117,41 @@ def brazil_group_a(
     )
 
 
+def easter_sunday(year: int) -> date:
+    """Western (Gregorian) Easter Sunday: the anonymous Gregorian computus (Meeus/Jones/Butcher)."""
+    golden = year % 19
+    century, of_century = divmod(year, 100)
+    leap_centuries, century_rest = divmod(century, 4)
+    correction = (century + 8) // 25
+    moon = (century - correction + 1) // 3
+    epact = (19 * golden + century - leap_centuries - moon + 15) % 30
+    weeks, weekday_rest = divmod(of_century, 4)
+    weekday = (32 + 2 * century_rest + 2 * weeks - epact - weekday_rest) % 7
+    shift = (golden + 11 * epact + 22 * weekday) // 451
+    month, day = divmod(epact + weekday - 7 * shift + 114, 31)
+    return date(year, month, day + 1)
+
+
+# ANEEL REN 1.000/2021 Art. 2 XXXVIII a) (wording of REN 1.101/2024): ponta does not apply on
+# Saturdays, Sundays, Carnival Tuesday, Good Friday, Corpus Christi and these fixed days. The list
+# is the regulation's own, not the civil calendar: no state or municipal holiday exempts ponta.
+_ANEEL_FIXED = ((1, 1), (4, 21), (5, 1), (9, 7), (10, 12), (11, 2), (11, 15), (12, 25))
+_BLACK_CONSCIOUSNESS_FROM = 2024  # 20 November: a national holiday (Law 14.759/2023) from 2024
+
+
+@lru_cache(maxsize=64)
+def aneel_ponta_holidays(year: int) -> frozenset[date]:
+    """The days of `year` on which Brazilian ponta does not apply besides weekends: the fixed
+    dates of REN 1.000 Art. 2 XXXVIII a) plus Carnival Tuesday (Easter - 47), Good Friday
+    (Easter - 2) and Corpus Christi (Easter + 60), computed for every year."""
+    easter = easter_sunday(year)
+    days = {date(year, month, day) for month, day in _ANEEL_FIXED}
+    if year >= _BLACK_CONSCIOUSNESS_FROM:
+        days.add(date(year, 11, 20))
+    days |= {easter - timedelta(days=47), easter - timedelta(days=2), easter + timedelta(days=60)}
+    return frozenset(days)
+
+
 @lru_cache(maxsize=256)
 def _public_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
     # Imported here: every function reading the registry imports this module, few need holidays.
@@ -121,11 +162,13 @@ def _public_holidays(country: str, subdivision: str | None, year: int) -> frozen
 
 
 def holidays_in(year: int, calendar: TouCalendar) -> frozenset[date]:
-    """The calendar's holidays in `year`: public holidays of its country (and subdivision) plus
-    the utility's extra ones."""
+    """The calendar's holidays in `year` plus the utility's extra ones: for Brazil ANEEL's list
+    (`aneel_ponta_holidays`), elsewhere the public holidays of the country (and subdivision)."""
     extra = frozenset(d for d in calendar.extra_holidays if d.year == year)
     if calendar.holiday_country is None:
         return extra
+    if calendar.holiday_country == BRAZIL:
+        return aneel_ponta_holidays(year) | extra
     return _public_holidays(calendar.holiday_country, calendar.holiday_subdivision, year) | extra
 
 

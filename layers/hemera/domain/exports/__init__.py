@@ -16,7 +16,7 @@ from hemera.domain.exports.model import (
     ExportRequest,
     MeterExportData,
     RenderedFile,
-    derived_nmi,
+    SkippedMeter,
     totals_key,
 )
 from hemera.domain.exports.nem12 import render_nem12
@@ -27,7 +27,7 @@ __all__ = [
     "ExportRequest",
     "MeterExportData",
     "RenderedFile",
-    "derived_nmi",
+    "SkippedMeter",
     "render",
     "totals_key",
 ]

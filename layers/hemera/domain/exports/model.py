@@ -7,14 +7,12 @@ no storage, no clock, no AWS.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
-from hemera.domain.errors import ExportNotRenderable
 from hemera.domain.final_series import FinalDay
 from hemera.domain.readings import CHANNEL_UNITS, Channel
 
@@ -31,8 +29,9 @@ class ExportFormat(StrEnum):
 class MeterExportData:
     """One meter of the export with its final days (any channels, any order).
 
-    `nmi` is the meter's National Metering Identifier when the tenant has one (NEM12 needs it);
-    when it is None, NEM12 uses `derived_nmi(meter_id)`, a stable 10-character stand-in.
+    `nmi` is the meter's registered National Metering Identifier (10 characters, no checksum
+    digit) and `serial` its serial number, when the tenant file gives them. NEM12 needs the NMI:
+    a meter without one is left out of a NEM12 file and listed in `RenderedFile.skipped`.
     """
 
     meter_id: str
@@ -63,16 +62,27 @@ class ExportRequest:
 
 
 @dataclass(frozen=True)
+class SkippedMeter:
+    """A meter of the request that a format leaves out of its file, and why (`no_nmi`: NEM12
+    without an NMI; `duplicate_nmi`: NEM12 with an NMI another meter of the file also has)."""
+
+    meter_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RenderedFile:
     """A rendered export. `rows` counts its data records (CSV/TXT lines, NEM12 300 records, ESPI
     IntervalReadings, regulatory Hour elements); `totals` sums the values written, per
-    channel and unit (keys like `active_import_kWh`), for the export manifest."""
+    channel and unit (keys like `active_import_kWh`), for the export manifest; `skipped` lists
+    the meters of the request the file leaves out (the manifest records them)."""
 
     name: str
     content_type: str
     content: bytes
     rows: int
     totals: dict[str, Decimal]
+    skipped: tuple[SkippedMeter, ...] = ()
 
 
 def totals_key(channel: Channel) -> str:
@@ -110,30 +120,3 @@ def quantized(value: Decimal, places: int) -> Decimal:
 
 def file_stem(request: ExportRequest) -> str:
     return f"{request.tenant_id}_{request.period_start:%Y%m%d}_{request.period_end:%Y%m%d}_v{request.version}"
-
-
-# NMI characters: digits and upper-case letters without I and O (AEMO NMI Allocation List).
-_NMI_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-
-
-def derived_nmi(meter_id: str) -> str:
-    """A stable 10-character NMI stand-in for a meter that has none: `H` and nine characters of
-    the NMI alphabet taken from the SHA-256 of the meter id. Same meter id, same NMI, in every
-    export; it is not an AEMO-allocated NMI and must not be sent into the NEM market."""
-    number = int.from_bytes(hashlib.sha256(meter_id.encode()).digest(), "big")
-    chars = []
-    for _ in range(9):
-        number, index = divmod(number, len(_NMI_ALPHABET))
-        chars.append(_NMI_ALPHABET[index])
-    return "H" + "".join(chars)
-
-
-def export_nmi(meter: MeterExportData) -> str:
-    """The NMI NEM12 carries for `meter`: its own (10 characters of the NMI alphabet) or the
-    derived one."""
-    if meter.nmi is None:
-        return derived_nmi(meter.meter_id)
-    nmi = meter.nmi.upper()
-    if len(nmi) != 10 or any(c not in _NMI_ALPHABET for c in nmi):
-        raise ExportNotRenderable(f"meter {meter.meter_id}: NMI {meter.nmi!r} is not 10 NMI characters")
-    return nmi

@@ -12,6 +12,12 @@ that is NEM time itself). Each final interval goes to the standard-time day and 
 a slot of such a day that no final day covers (the hour by which standard and daylight time
 differ, at the ends of the period) is written as 0 with quality `N` and reason 78 (null data).
 
+Identity. The 200 record carries the meter's registered NMI (10 characters; the checksum digit
+is not a NEM12 field) and serial (MeterSerialNumber, at most 12 characters). A meter without an
+NMI is never given a made-up one: it is left out of the file and listed in
+`RenderedFile.skipped` with reason `no_nmi`; meters sharing an NMI are all left out
+(`duplicate_nmi`: which one the data belongs to is not known).
+
 Quality. Per interval, QualityMethod is the AEMO quality flag followed by the two-digit method
 flag (`A`, `S14`, `F17`, `E23`, `N`); ReasonCode is the interval's AEMO reason code. When all
 intervals of a day share them the 300 record carries them; otherwise it carries `V` and one
@@ -23,7 +29,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -34,12 +41,13 @@ from hemera.domain.exports.model import (
     ExportRequest,
     MeterExportData,
     RenderedFile,
+    SkippedMeter,
     add_total,
     days_in_period,
     decimal_text,
-    export_nmi,
 )
 from hemera.domain.final_series import FinalDay, FinalInterval, QualityFlag
+from hemera.domain.nmi import NMI_LENGTH, SERIAL_MAX_LENGTH, parse_nmi
 from hemera.domain.readings import Channel
 
 # NMI suffix per channel (MDFF Appendix: E import Wh, B export Wh, Q import varh, K export varh),
@@ -58,6 +66,9 @@ UOM: dict[Channel, str] = {
 }
 ALLOWED_INTERVAL_LENGTHS = (5, 15, 30)
 NULL_DATA_REASON = 78  # MDFF reason code "Null Data"
+# Why a meter of the request is not in the file (`RenderedFile.skipped`).
+SKIPPED_NO_NMI = "no_nmi"
+SKIPPED_DUPLICATE_NMI = "duplicate_nmi"
 _PARTICIPANT = re.compile(r"^[A-Z0-9]{1,10}$")
 
 
@@ -148,6 +159,31 @@ def _participant(value: str, role: str) -> str:
     return value
 
 
+def _nmi(meter: MeterExportData) -> str:
+    """The meter's NMI as NEM12 carries it: exactly 10 characters of the NMI alphabet."""
+    nmi = meter.nmi or ""
+    try:
+        if len(nmi) != NMI_LENGTH:
+            raise ValueError(f"NEM12 carries the {NMI_LENGTH} characters of an NMI, not {nmi!r}")
+        return parse_nmi(nmi)
+    except ValueError as exc:
+        raise ExportNotRenderable(f"meter {meter.meter_id}: {exc}") from exc
+
+
+def _exported(meters: Sequence[MeterExportData]) -> tuple[list[MeterExportData], list[SkippedMeter]]:
+    """The meters NEM12 can identify (in request order) and the ones it leaves out, with why."""
+    counts = Counter(m.nmi for m in meters if m.nmi is not None)
+    exported, skipped = [], []
+    for meter in meters:
+        if meter.nmi is None:
+            skipped.append(SkippedMeter(meter.meter_id, SKIPPED_NO_NMI))
+        elif counts[meter.nmi] > 1:
+            skipped.append(SkippedMeter(meter.meter_id, SKIPPED_DUPLICATE_NMI))
+        else:
+            exported.append(meter)
+    return exported, skipped
+
+
 def _file_identifier(request: ExportRequest) -> str:
     tenant = re.sub(r"[^A-Za-z0-9]", "", request.tenant_id).upper()
     return f"{tenant}{request.period_start:%Y%m%d}{request.period_end:%Y%m%d}V{request.version}"[:36]
@@ -177,17 +213,18 @@ def render_nem12(request: ExportRequest) -> RenderedFile:
     )
     totals: dict[str, Decimal] = {}
     records_300 = 0
-    for meter in request.meters:
+    exported, skipped = _exported(request.meters)
+    for meter in exported:
         zone = ZoneInfo(meter.timezone)
         period_start = datetime.combine(request.period_start, datetime.min.time(), zone).astimezone(UTC)
         offset = standard_offset(zone, period_start)
         streams = _streams(meter, request, offset)
-        nmi = export_nmi(meter)
+        nmi = _nmi(meter)
         configuration = "".join(dict.fromkeys(NMI_SUFFIX[s.channel] for s in streams))
         serial = meter.serial or ""
-        if len(serial) > 12:
+        if len(serial) > SERIAL_MAX_LENGTH:
             raise ExportNotRenderable(
-                f"meter {meter.meter_id}: serial {serial!r} exceeds NEM12's 12 characters"
+                f"meter {meter.meter_id}: serial {serial!r} exceeds NEM12's {SERIAL_MAX_LENGTH} characters"
             )
         registers = list(dict.fromkeys(s.channel for s in streams))
         for stream in streams:
@@ -244,4 +281,5 @@ def render_nem12(request: ExportRequest) -> RenderedFile:
         content=out.getvalue().encode(),
         rows=records_300,
         totals=totals,
+        skipped=tuple(skipped),
     )
