@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from hemera.definitions import ALARM_EVENT_RULES, READINGS_TABLE, EventRuleDef
+from hemera.definitions import ALARM_CHANGED, ALARM_EVENT_RULES, ALARMS_SOURCE, READINGS_TABLE, EventRuleDef
 from hemera_infra.constants import ALARMS_PORTAL_TABLE_ACTIONS, ALARMS_TABLE_ACTIONS
-from hemera_infra.event_consumers import EventFedConstruct
+from hemera_infra.event_consumers import EventFedConstruct, grant_put_platform_event
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.storage import Storage
 
@@ -44,4 +44,4 @@ class Alarms(EventFedConstruct):
 
     def _grant_portal_acks(self, storage: Storage, role: iam.IRole) -> None:
         storage.table(READINGS_TABLE).grant(role, *ALARMS_PORTAL_TABLE_ACTIONS)
-        storage.event_bus.grant_put_events_to(role)
+        grant_put_platform_event(role, storage.event_bus, ALARMS_SOURCE, ALARM_CHANGED)

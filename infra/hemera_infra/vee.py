@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from hemera.definitions import READINGS_TABLE, VEE_RULE, EventRuleDef
+from hemera.definitions import READINGS_TABLE, SERIES_VALIDATED, VEE_RULE, VEE_SOURCE, EventRuleDef
 from hemera_infra.constants import VEE_PORTAL_TABLE_ACTIONS, VEE_TABLE_ACTIONS
-from hemera_infra.event_consumers import EventFedConstruct
+from hemera_infra.event_consumers import EventFedConstruct, grant_put_platform_event
 from hemera_infra.function_catalog import FunctionCatalog
 from hemera_infra.storage import Storage
 
@@ -47,4 +47,4 @@ class Vee(EventFedConstruct):
 
     def _grant_portal_edits(self, storage: Storage, role: iam.IRole) -> None:
         storage.table(READINGS_TABLE).grant(role, *VEE_PORTAL_TABLE_ACTIONS)
-        storage.event_bus.grant_put_events_to(role)
+        grant_put_platform_event(role, storage.event_bus, VEE_SOURCE, SERIES_VALIDATED)

@@ -7,7 +7,16 @@ from __future__ import annotations
 from aws_cdk.assertions import Template
 
 from hemera.config import TENANT_ROLE_ENV_VAR
-from hemera.definitions import EXPORTS_BUCKET, READINGS_TABLE
+from hemera.definitions import (
+    ALARM_CHANGED,
+    ALARMS_SOURCE,
+    BILLING_SOURCE,
+    EXPORT_REQUESTED,
+    EXPORTS_BUCKET,
+    READINGS_TABLE,
+    SERIES_VALIDATED,
+    VEE_SOURCE,
+)
 from hemera_infra.stack import HemeraStack
 
 
@@ -55,3 +64,36 @@ def test_the_tenant_data_role_reaches_only_the_readings_table_and_the_exports_bu
     for other in hemera_stack.storage.buckets.values():
         if other is not hemera_stack.storage.bucket(EXPORTS_BUCKET):
             assert logical_id(other) not in text
+
+
+def test_the_portal_puts_only_its_own_kinds_of_event_on_the_bus(
+    template: Template, hemera_stack: HemeraStack, logical_id
+):
+    """The portal publishes with its own role (a tenant session may not): an acknowledgement, an
+    edit's new final days, an export request — each statement conditioned on exactly one source
+    and detail type, so the API cannot pass off another capability's events."""
+    portal = hemera_stack.portal_api
+    policies = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(portal.role)}]}}
+    )
+    put_events = [
+        s
+        for p in policies.values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "events:PutEvents" in _actions(s)
+    ]
+    kinds = {
+        (
+            s["Condition"]["StringEquals"]["events:source"],
+            s["Condition"]["StringEquals"]["events:detail-type"],
+        )
+        for s in put_events
+    }
+    assert kinds == {
+        (ALARMS_SOURCE, ALARM_CHANGED),
+        (VEE_SOURCE, SERIES_VALIDATED),
+        (BILLING_SOURCE, EXPORT_REQUESTED),
+    }
+    assert all(_actions(s) == ["events:PutEvents"] for s in put_events)
+    bus = {"Fn::GetAtt": [logical_id(hemera_stack.storage.event_bus), "Arn"]}
+    assert all(s["Resource"] == bus for s in put_events)

@@ -9,6 +9,7 @@ exactly like every other route.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from hemera.observability import logger
 from hemera.ports import Page
 from hemera.services import alarms, meter_data
 from hemera.services.access import Caller, PortalPorts
-from hemera.wiring import alarm_ports
+from hemera.wiring import alarm_announcer, alarm_ports
 
 from . import scope
 from .commands import requester
@@ -30,7 +31,9 @@ Route = Callable[..., Callable[[View], View]]
 
 
 def _ports() -> alarms.AlarmPorts:
-    return alarm_ports(scope.settings())
+    """The tenant's data through its session; `AlarmChanged` (an acknowledgement) with the API's
+    own role, which may put events on the bus (a tenant session may not)."""
+    return replace(alarm_ports(scope.settings()), announcer=alarm_announcer(scope.base_settings()))
 
 
 def alarm_document(alarm: Alarm) -> dict[str, Any]:

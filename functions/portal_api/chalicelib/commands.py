@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from hemera.observability import logger
 from hemera.ports import Page
 from hemera.services import commands
 from hemera.services.access import Caller, PortalPorts
-from hemera.wiring import command_ports
+from hemera.wiring import command_ports, command_publisher
 
 from . import scope
 from .http import json_object, json_response, utc_time
@@ -29,7 +30,9 @@ Route = Callable[..., Callable[[View], View]]
 
 
 def _ports() -> commands.CommandPorts:
-    return command_ports(scope.settings())
+    """The tenant's data through its session; the command to the RTU with the API's own role,
+    which may publish to IoT Core (a tenant session may not)."""
+    return replace(command_ports(scope.settings()), publisher=command_publisher(scope.base_settings()))
 
 
 def command_document(command: MeterCommand) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -24,7 +25,7 @@ from hemera.observability import logger
 from hemera.ports.final_series import FinalSeriesReader
 from hemera.services.access import Caller, PortalPorts
 from hemera.services.vee import EditResult, VeePorts, VeeSettings, record_edits, vee_settings_from_environ
-from hemera.wiring import final_series_store, vee_ports
+from hemera.wiring import final_days_announcer, final_series_store, vee_ports
 
 from . import scope
 from .commands import requester
@@ -40,7 +41,11 @@ def _vee_settings() -> VeeSettings:
 
 
 def _ports() -> VeePorts:
-    return vee_ports(scope.settings(), _vee_settings())
+    """The tenant's data through its session; `FinalDaysChanged` with the API's own role, which
+    may put events on the bus (a tenant session may not)."""
+    return replace(
+        vee_ports(scope.settings(), _vee_settings()), announcer=final_days_announcer(scope.base_settings())
+    )
 
 
 def final_series() -> FinalSeriesReader:
