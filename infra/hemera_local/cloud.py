@@ -239,6 +239,9 @@ class LocalCloud:
             os.environ.clear()
             os.environ.update(self._saved_environ)
             self._saved_environ = None
+            # Functions loaded with this cloud's settings start cold again: a cloud started
+            # before this one (in the same process) gets its own settings back on their next call.
+            cold_start()
 
     def __enter__(self) -> LocalCloud:
         return self.start()

@@ -125,6 +125,13 @@ def test_listing_is_newest_first_with_filters_and_cursor_pages(store):
     assert {a.key.subject_id for a in reach} == {"m-2", "m-3"}
     since = store.listing(ACME, AlarmQuery(until=T0 + timedelta(minutes=5)), None, 10).items
     assert [a.alarm_id for a in since] == [alarms[0].alarm_id]
+    # the open ones (what an operator's console asks for most), in pages too
+    open_first = store.listing(ACME, AlarmQuery(state=AlarmState.OPEN), None, 2)
+    assert [a.alarm_id for a in open_first.items] == [alarms[3].alarm_id, alarms[1].alarm_id]
+    open_rest = store.listing(ACME, AlarmQuery(state=AlarmState.OPEN), open_first.next_cursor, 2)
+    assert ([a.alarm_id for a in open_rest.items], open_rest.next_cursor) == ([alarms[0].alarm_id], None)
+    open_cover = store.listing(ACME, AlarmQuery(state=AlarmState.OPEN, type=AlarmType.COVER_OPEN), None, 10)
+    assert [a.alarm_id for a in open_cover.items] == [alarms[1].alarm_id, alarms[0].alarm_id]
 
 
 def test_active_and_of_meter_read_the_latest_alarm_of_each_key(store):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,16 @@ from typing import Any
 import pytest
 import requests
 
+from hemera import aws
+from hemera.definitions import ALARM_CHANGED, ALARMS_SOURCE
+from hemera.domain.alarm_transition import AlarmTransition
+from hemera.domain.notifications import tenant_topic_name
 from hemera.tenants import TenantDefinition, load_tenant_file
+from hemera_agent.agent import Agent
+from hemera_agent.clock import SimClock
 from hemera_agent.config import AgentConfig
+from hemera_agent.publisher import Mqtt5Publisher
+from hemera_agent.simulators.dlms_meter import DlmsMeterSimulator, dlms_meter
 from hemera_local.broker import BRIDGE_IDENTITY, Mosquitto, acl_text, free_port
 from hemera_local.cloud import LocalCloud, LocalCloudConfig
 from hemera_local.pki import LocalPki
@@ -91,6 +100,39 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
+def poll_dlms_meter_once(
+    cloud: LocalCloud,
+    tenant: TenantDefinition,
+    rtu: str,
+    meter_id: str,
+    faults: Sequence[object],
+    history_start: datetime,
+    state: Path,
+    password: str = "hd500-lls",
+) -> Any:
+    """A tenant's DLMS meter simulated with `faults` since `history_start`, read once by an agent
+    that publishes everything it read to the local cloud; returns the agent's poll report."""
+    definition = next(m for m in tenant.meters if m.id == meter_id)
+    meter = replace(dlms_meter(tenant, definition, password.encode()), faults=tuple(faults))
+    clock = SimClock(start=datetime.now(UTC), speed=1)
+    with DlmsMeterSimulator(meter, clock=clock, history_start=history_start) as sim:
+        base = agent_config(cloud, tenant, rtu, sim.port, state)
+        reads = {
+            "id": meter_id,
+            "model": definition.model,
+            "protocol": "dlms",
+            "port": sim.port,
+            "password": password,
+        }
+        config = AgentConfig.model_validate({**base.model_dump(mode="json"), "meters": [reads]})
+
+        async def publish_once() -> Any:
+            async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
+                return await Agent(config, publisher).poll_once()
+
+        return run(publish_once())
+
+
 DEVICE_CN = "sul-energia:rtu-poa-01"
 
 
@@ -146,3 +188,58 @@ def agent_document(broker: Broker, meters: list[dict[str, Any]], state: Path, **
         **LOAD_PROFILE_ONLY,
         **extra,
     }
+
+
+def alarm_transition(
+    tenant_id: str,
+    number: int,
+    alarm_type: str = "power_down",
+    subject: tuple[str, str] = ("rtu", "rtu-1"),
+) -> AlarmTransition:
+    """An alarm's opening (`<tenant>-tr-<number>` of alarm `<tenant>-al-<number>`), now."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    return AlarmTransition(
+        transition_id=f"{tenant_id}-tr-{number}",
+        tenant_id=tenant_id,
+        alarm_id=f"{tenant_id}-al-{number}",
+        alarm_type=alarm_type,
+        severity="critical",
+        subject=subject[0],
+        subject_id=subject[1],
+        state="open",
+        previous_state=None,
+        at=at,
+        first_seen=at - timedelta(minutes=1),
+        last_seen=at,
+        count=1,
+    )
+
+
+def put_alarm_changed(cloud: LocalCloud, transition: AlarmTransition) -> None:
+    """Put `AlarmChanged` on the local cloud's platform bus, as the alarms function does."""
+    assert cloud.settings is not None
+    answer = aws.client(cloud.target, "events").put_events(
+        Entries=[
+            {
+                "EventBusName": cloud.settings.event_bus,
+                "Source": ALARMS_SOURCE,
+                "DetailType": ALARM_CHANGED,
+                "Detail": json.dumps(transition.detail()),
+            }
+        ]
+    )
+    assert answer["FailedEntryCount"] == 0
+
+
+def topic_inbox(cloud: LocalCloud, tenant_id: str) -> str:
+    """An SQS queue subscribed to the tenant's notification topic (as its e-mail subscribers are)."""
+    sqs, sns = aws.client(cloud.target, "sqs"), aws.client(cloud.target, "sns")
+    inbox = sqs.create_queue(QueueName=f"{tenant_id}-topic-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = next(
+        t["TopicArn"]
+        for t in sns.list_topics()["Topics"]
+        if t["TopicArn"].endswith(f":{tenant_topic_name(tenant_id)}")
+    )
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return str(inbox)

@@ -28,13 +28,11 @@ from hemera.services.onboarding import onboard_tenant
 from hemera.wiring import alarm_ports, export_ports
 from hemera_agent.agent import Agent
 from hemera_agent.clock import SimClock
-from hemera_agent.config import AgentConfig
 from hemera_agent.publisher import Mqtt5Publisher
-from hemera_agent.simulators.dlms_meter import DlmsMeterSimulator, dlms_meter
 from hemera_agent.simulators.modbus_meter import ModbusMeterSimulator, meters_from_tenant
 from hemera_agent.simulators.scenario import Outage, Tamper
 from hemera_local import identity
-from tests.integration.conftest import agent_config, eventually, local_yesterday, run
+from tests.integration.conftest import agent_config, eventually, local_yesterday, poll_dlms_meter_once, run
 from tests.openapi_contract import assert_conforms
 
 pytestmark = pytest.mark.integration
@@ -167,35 +165,10 @@ def tampered_meter_published(local_cloud, alarm_settings, tmp_path_factory):
     start = local_yesterday(tenant)
     outage = (start + timedelta(hours=9, minutes=5), start + timedelta(hours=9, minutes=40))
     opened = start + timedelta(hours=12, minutes=20)
-    definition = next(m for m in tenant.meters if m.id == DLMS_METER)
-    meter = dataclasses.replace(
-        dlms_meter(tenant, definition, b"hd500-lls"),
-        faults=(Outage(start=outage[0], end=outage[1]), Tamper(type="cover_open", at=opened)),
+    faults = (Outage(start=outage[0], end=outage[1]), Tamper(type="cover_open", at=opened))
+    report = poll_dlms_meter_once(
+        local_cloud, tenant, RTU, DLMS_METER, faults, start, tmp_path_factory.mktemp("alarm-dlms")
     )
-    with DlmsMeterSimulator(
-        meter, clock=SimClock(start=datetime.now(UTC), speed=1), history_start=start
-    ) as sim:
-        base = agent_config(local_cloud, tenant, RTU, sim.port, tmp_path_factory.mktemp("alarm-dlms"))
-        config = AgentConfig.model_validate(
-            {
-                **base.model_dump(mode="json"),
-                "meters": [
-                    {
-                        "id": DLMS_METER,
-                        "model": "hd500",
-                        "protocol": "dlms",
-                        "port": sim.port,
-                        "password": "hd500-lls",
-                    }
-                ],
-            }
-        )
-
-        async def once():
-            async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
-                return await Agent(config, publisher).poll_once()
-
-        report = run(once())
     assert report.failed_meters == []
     return outage, opened
 

@@ -8,19 +8,14 @@ with the reverse energy as a fact."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from hemera_agent.agent import Agent
-from hemera_agent.clock import SimClock
-from hemera_agent.config import AgentConfig
-from hemera_agent.publisher import Mqtt5Publisher
-from hemera_agent.simulators.dlms_meter import DlmsMeterSimulator, dlms_meter
 from hemera_agent.simulators.scenario import PhaseLoss, ReverseEnergy
-from tests.integration.conftest import agent_config, eventually, local_yesterday, run
+from tests.integration.conftest import eventually, local_yesterday, poll_dlms_meter_once
 from tests.openapi_contract import assert_conforms
 
 pytestmark = pytest.mark.integration
@@ -64,35 +59,10 @@ def faulted_meter_published(local_cloud, api_keys, tmp_path_factory) -> Publishe
     reversed_, forward = start + timedelta(hours=16), start + timedelta(hours=17)
     before = get(local_cloud, api_keys[TENANT], f"/v1/meters/{METER}/theft-score")
     assert before.status_code == 200, before.text
-    definition = next(m for m in tenant.meters if m.id == METER)
-    meter = dataclasses.replace(
-        dlms_meter(tenant, definition, PASSWORD.encode()),
-        faults=(PhaseLoss(phase=2, start=lost, end=back), ReverseEnergy(start=reversed_, end=forward)),
+    faults = (PhaseLoss(phase=2, start=lost, end=back), ReverseEnergy(start=reversed_, end=forward))
+    report = poll_dlms_meter_once(
+        local_cloud, tenant, RTU, METER, faults, start, tmp_path_factory.mktemp("phase-agent"), PASSWORD
     )
-    with DlmsMeterSimulator(
-        meter, clock=SimClock(start=datetime.now(UTC), speed=1), history_start=start
-    ) as sim:
-        base = agent_config(local_cloud, tenant, RTU, sim.port, tmp_path_factory.mktemp("phase-agent"))
-        config = AgentConfig.model_validate(
-            {
-                **base.model_dump(mode="json"),
-                "meters": [
-                    {
-                        "id": METER,
-                        "model": "hd500",
-                        "protocol": "dlms",
-                        "port": sim.port,
-                        "password": PASSWORD,
-                    }
-                ],
-            }
-        )
-
-        async def publish_once():
-            async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
-                return await Agent(config, publisher).poll_once()
-
-        report = run(publish_once())
     assert report.failed_meters == [] and report.readouts >= 1
     day = {"from": start.date().isoformat(), "to": (start + timedelta(days=1)).date().isoformat()}
     return Published(day, lost, back, reversed_, forward, before.json()["score"])

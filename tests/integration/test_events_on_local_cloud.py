@@ -4,19 +4,13 @@ events and derives the outage → the Customer Portal API lists them."""
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
 
-from hemera_agent.agent import Agent
-from hemera_agent.clock import SimClock
-from hemera_agent.config import AgentConfig
-from hemera_agent.publisher import Mqtt5Publisher
-from hemera_agent.simulators.dlms_meter import DlmsMeterSimulator, dlms_meter
 from hemera_agent.simulators.scenario import Outage, Tamper
-from tests.integration.conftest import agent_config, eventually, local_yesterday, run
+from tests.integration.conftest import eventually, local_yesterday, poll_dlms_meter_once
 from tests.openapi_contract import assert_conforms
 
 pytestmark = pytest.mark.integration
@@ -37,31 +31,9 @@ def faulted_meter_published(local_cloud, tmp_path_factory):
         Outage(start=outage_start, end=outage_end),
         Tamper(type="cover_open", at=opened),
     )
-    definition = next(m for m in tenant.meters if m.id == METER)
-    meter = dataclasses.replace(dlms_meter(tenant, definition, PASSWORD.encode()), faults=faults)
-    clock = SimClock(start=datetime.now(UTC), speed=1)
-    with DlmsMeterSimulator(meter, clock=clock, history_start=start) as sim:
-        base = agent_config(local_cloud, tenant, RTU, sim.port, tmp_path_factory.mktemp("agent"))
-        config = AgentConfig.model_validate(
-            {
-                **base.model_dump(mode="json"),
-                "meters": [
-                    {
-                        "id": METER,
-                        "model": "hd500",
-                        "protocol": "dlms",
-                        "port": sim.port,
-                        "password": PASSWORD,
-                    }
-                ],
-            }
-        )
-
-        async def publish_once():
-            async with Mqtt5Publisher(config.broker, config.client_id) as publisher:
-                return await Agent(config, publisher).poll_once()
-
-        report = run(publish_once())
+    report = poll_dlms_meter_once(
+        local_cloud, tenant, RTU, METER, faults, start, tmp_path_factory.mktemp("agent"), PASSWORD
+    )
     return start, (outage_start, outage_end, opened), report
 
 

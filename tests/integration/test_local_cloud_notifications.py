@@ -5,17 +5,14 @@ with a webhook, its signing secret — so alarm transitions of the demo tenants 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from hemera import aws
-from hemera.definitions import ALARM_CHANGED, ALARMS_SOURCE
-from hemera.domain.alarm_transition import AlarmTransition
 from hemera.domain.notifications import tenant_topic_name, webhook_secret_name
 from hemera_local.cloud import LocalCloud
-from tests.integration.conftest import eventually
+from tests.integration.conftest import alarm_transition, eventually, put_alarm_changed, topic_inbox
 
 pytestmark = pytest.mark.integration
 
@@ -47,43 +44,12 @@ def test_each_sample_tenant_has_its_topic_subscriptions_and_webhook_secret(local
 
 def test_an_alarm_transition_of_a_sample_tenant_reaches_its_topic(local_cloud: LocalCloud) -> None:
     # Given sul-energia's topic read back through an SQS subscription (as its e-mail subscriber)
-    assert local_cloud.settings is not None
-    sns, sqs = aws.client(local_cloud.target, "sns"), aws.client(local_cloud.target, "sqs")
-    inbox = sqs.create_queue(QueueName="sul-energia-topic-inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    topic = _topic_arn(sns, "sul-energia")
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    inbox = topic_inbox(local_cloud, "sul-energia")
+    sqs = aws.client(local_cloud.target, "sqs")
 
     # When an alarm transition of that tenant is put on the platform bus
-    at = datetime.now(UTC).replace(microsecond=0)
-    transition = AlarmTransition(
-        transition_id="local-notify-1",
-        tenant_id="sul-energia",
-        alarm_id="local-notify-alarm",
-        alarm_type="cover_open",
-        severity="major",
-        subject="meter",
-        subject_id="sul-m-1001",
-        state="open",
-        previous_state=None,
-        at=at,
-        first_seen=at - timedelta(minutes=1),
-        last_seen=at,
-        count=1,
-    )
-    answer = aws.client(local_cloud.target, "events").put_events(
-        Entries=[
-            {
-                "EventBusName": local_cloud.settings.event_bus,
-                "Source": ALARMS_SOURCE,
-                "DetailType": ALARM_CHANGED,
-                "Detail": json.dumps(transition.detail()),
-            }
-        ]
-    )
-    assert answer["FailedEntryCount"] == 0
+    transition = alarm_transition("sul-energia", 1, "cover_open", ("meter", "sul-m-1001"))
+    put_alarm_changed(local_cloud, transition)
 
     # Then the topic publishes it once (EventBridge rule → notify → deliver → SNS); the tenant's
     # other alarms of the running local cloud may be published beside it
@@ -94,5 +60,5 @@ def test_an_alarm_transition_of_a_sample_tenant_reaches_its_topic(local_cloud: L
         seen.extend(json.loads(json.loads(m["Body"])["Message"])["transition_id"] for m in messages)
         return seen
 
-    eventually(published, lambda got: "local-notify-1" in got, timeout_s=60)
-    assert seen.count("local-notify-1") == 1
+    eventually(published, lambda got: transition.transition_id in got, timeout_s=60)
+    assert seen.count(transition.transition_id) == 1

@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 
 from hemera import aws
-from hemera.definitions import ALARM_CHANGED, ALARMS_SOURCE, NOTIFY_DELIVERIES_QUEUE, NOTIFY_EVENTS_QUEUE
-from hemera.domain.alarm_transition import AlarmTransition
-from hemera.domain.notifications import tenant_topic_name
+from hemera.definitions import ALARM_CHANGED, NOTIFY_DELIVERIES_QUEUE, NOTIFY_EVENTS_QUEUE
 from hemera.tenants import load_tenant_file
 from hemera_local.cloud import LocalCloud
 from hemera_local.tenant_ops import REGISTER, TenantOperations
-from tests.integration.conftest import eventually
+from tests.integration.conftest import alarm_transition, eventually, put_alarm_changed, topic_inbox
 from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -67,25 +64,6 @@ def applied(
         receivers[tenant_id].secret = report.webhook_secret
 
 
-def _transition(tenant_id: str, number: int) -> AlarmTransition:
-    at = datetime.now(UTC).replace(microsecond=0)
-    return AlarmTransition(
-        transition_id=f"{tenant_id}-tr-{number}",
-        tenant_id=tenant_id,
-        alarm_id=f"{tenant_id}-al-{number}",
-        alarm_type="power_down",
-        severity="critical",
-        subject="rtu",
-        subject_id="rtu-1",
-        state="open",
-        previous_state=None,
-        at=at,
-        first_seen=at - timedelta(minutes=1),
-        last_seen=at,
-        count=1,
-    )
-
-
 def _idle(cloud: LocalCloud) -> bool:
     """Nothing waiting or in flight in the notification queues. Delayed messages are left out:
     they are retries, and this test's receivers answer every first attempt (a failed one would
@@ -106,20 +84,6 @@ def _idle(cloud: LocalCloud) -> bool:
     return True
 
 
-def _topic_inbox(cloud: LocalCloud, tenant_id: str) -> str:
-    """An SQS queue subscribed to the tenant's topic (as its e-mail subscribers are)."""
-    sqs, sns = aws.client(cloud.target, "sqs"), aws.client(cloud.target, "sns")
-    inbox = sqs.create_queue(QueueName=f"{tenant_id}-topic-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    topic = next(
-        t["TopicArn"]
-        for t in sns.list_topics()["Topics"]
-        if t["TopicArn"].endswith(f":{tenant_topic_name(tenant_id)}")
-    )
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return str(inbox)
-
-
 def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
     bodies: list[dict[str, Any]] = []
     while True:
@@ -137,24 +101,12 @@ def test_alarm_transitions_of_two_tenants_reach_each_webhook_once_signed(
     local_cloud: LocalCloud, receivers: dict[str, WebhookReceiver], applied: None
 ) -> None:
     # Given two applied tenants, each topic read back through an SQS subscription
-    inboxes = {tenant_id: _topic_inbox(local_cloud, tenant_id) for tenant_id in TENANTS}
+    inboxes = {tenant_id: topic_inbox(local_cloud, tenant_id) for tenant_id in TENANTS}
 
     # When three transitions per tenant are put on the platform bus, one of them twice
-    transitions = [_transition(t, n) for t in TENANTS for n in (1, 2, 3)]
-    events = aws.client(local_cloud.target, "events")
-    assert local_cloud.settings is not None
+    transitions = [alarm_transition(t, n) for t in TENANTS for n in (1, 2, 3)]
     for alarm in [*transitions, transitions[0]]:
-        answer = events.put_events(
-            Entries=[
-                {
-                    "EventBusName": local_cloud.settings.event_bus,
-                    "Source": ALARMS_SOURCE,
-                    "DetailType": ALARM_CHANGED,
-                    "Detail": json.dumps(alarm.detail()),
-                }
-            ]
-        )
-        assert answer["FailedEntryCount"] == 0
+        put_alarm_changed(local_cloud, alarm)
 
     # Then each webhook channel receives each of its tenant's transitions and, once the queues
     # are idle, exactly once, signed with its tenant's secret (the receiver knows no other)

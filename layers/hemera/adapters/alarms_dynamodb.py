@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -29,6 +29,7 @@ from pynamodb.transactions import TransactWrite
 from hemera.adapters.dynamodb import bind_model
 from hemera.config import AwsTarget
 from hemera.domain.alarms import (
+    ACTIVE_STATES,
     Alarm,
     AlarmConflict,
     AlarmKey,
@@ -50,6 +51,11 @@ VEE_SK_PREFIX = "VEE#"
 
 def alarms_pk(ctx: TenantContext) -> str:
     return f"{ctx.key_prefix}ALARMS"
+
+
+def _id_stamp(moment: datetime) -> str:
+    """The time part of an alarm id (`new_alarm_id`): UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y%m%dt%H%M%S")
 
 
 def head_sk(key: AlarmKey) -> str:
@@ -237,26 +243,38 @@ class DynamoAlarmStore:
         return alarm_of_document(json.loads(record.doc))
 
     def listing(self, ctx: TenantContext, query: AlarmQuery, after: str | None, limit: int) -> Page[Alarm]:
-        condition: Condition
-        if after is None:
-            condition = self._record.sk.startswith(ALARM_SK_PREFIX)
-        else:
-            condition = self._record.sk.between(
-                ALARM_SK_PREFIX, ALARM_SK_PREFIX + validate_id(after, "cursor")
+        """Newest first. Open and acknowledged alarms are read from the keys' heads (an active
+        alarm is always its key's latest), so the common "what is open" listing costs the number of
+        alarm keys, not the tenant's alarm history; otherwise alarm ids (time-ordered by first
+        seen) are read down from `until` and the other filters applied here, reading on until one
+        item past the page tells whether another page follows."""
+        if after is not None:
+            validate_id(after, "cursor")
+        if query.state is not None and query.state in ACTIVE_STATES:
+            heads = [a for a in self._heads(ctx, HEAD_SK_PREFIX) if query.matches(a)]
+            found = sorted(
+                (a for a in heads if after is None or a.alarm_id < after),
+                key=lambda a: a.alarm_id,
+                reverse=True,
             )
-        found: list[Alarm] = []
-        # Newest first; the filters are applied here (a tenant's alarms are few), reading on
-        # until one item past the page tells whether another page follows.
+            page = found[:limit]
+            return Page(page, page[-1].alarm_id if len(found) > limit else None)
+        upper = ALARM_SK_PREFIX + (after if after is not None else "~")
+        if query.until is not None:
+            # ids start `al-<first seen, to the second>`: the next second bounds every earlier one
+            upper = min(upper, ALARM_SK_PREFIX + "al-" + _id_stamp(query.until + timedelta(seconds=1)))
+        condition: Condition = self._record.sk.between(ALARM_SK_PREFIX, upper)
+        found_items: list[Alarm] = []
         for record in self._record.query(alarms_pk(ctx), condition, scan_index_forward=False, page_size=100):
-            if after is not None and record.alarm == after:
+            if after is not None and record.alarm >= after:
                 continue
             alarm = alarm_of_document(json.loads(record.doc))
             if query.matches(alarm):
-                found.append(alarm)
-                if len(found) > limit:
+                found_items.append(alarm)
+                if len(found_items) > limit:
                     break
-        more = len(found) > limit
-        page = found[:limit]
+        more = len(found_items) > limit
+        page = found_items[:limit]
         return Page(page, page[-1].alarm_id if more else None)
 
     def _heads(self, ctx: TenantContext, prefix: str) -> list[Alarm]:
