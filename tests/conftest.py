@@ -19,7 +19,7 @@ def moto_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     from hemera.config import AwsMode, AwsTarget, RuntimeSettings
     from hemera.services.onboarding import onboard_tenant
     from hemera.tenants import load_tenant_dir
-    from hemera.wiring import alarm_ports, export_ports, ingest_ports
+    from hemera.wiring import onboarding_stores
     from hemera_local.resources import create_resources
 
     monkeypatch.delenv("HEMERA_AWS_ENDPOINT", raising=False)  # in-process moto: default endpoints
@@ -40,10 +40,5 @@ def moto_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
             monkeypatch.setenv(key, value)
         cold_start()  # the functions read these settings on their next invocation
         for tenant in load_tenant_dir(TENANTS_DIR):
-            onboard_tenant(
-                ingest_ports(settings).registry,
-                alarm_ports(settings).settings,
-                export_ports(settings).schedules,
-                tenant,
-            )
+            onboard_tenant(onboarding_stores(settings), tenant)
         yield settings

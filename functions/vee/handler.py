@@ -28,14 +28,13 @@ from hemera.services.vee import (
     VeePorts,
     on_days_changed,
     sweep,
-    vee_settings_from_environ,
 )
 from hemera.wiring import vee_ports
 
 
 @cache
 def _ports() -> VeePorts:
-    return vee_ports(RuntimeSettings.from_environ(os.environ), vee_settings_from_environ(os.environ))
+    return vee_ports(RuntimeSettings.from_environ(os.environ))
 
 
 @logger.inject_lambda_context(clear_state=True)

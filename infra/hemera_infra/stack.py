@@ -11,7 +11,6 @@ from constructs import Construct
 
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef, TopicRule
 from hemera.services.rate_limits import RATE_LIMITS_ENV_VAR, encode_limits, limits_of_tenants
-from hemera.services.vee import VEE_SETTINGS_ENV_VAR, encode_vee_settings, vee_settings_of_tenants
 from hemera.tenants import TenantDefinition
 from hemera_infra.alarms import Alarms
 from hemera_infra.analytics import Analytics
@@ -89,8 +88,6 @@ class HemeraStack(Stack):
                 **self.portal_users.environment,
                 # Each tenant's API allowance, from its tenant file (platform default otherwise).
                 RATE_LIMITS_ENV_VAR: encode_limits(limits_of_tenants(tenants)),
-                # Operators' edits run VEE in the API: the tenants' VEE settings, as the VEE function's.
-                VEE_SETTINGS_ENV_VAR: encode_vee_settings(vee_settings_of_tenants(tenants)),
             },
         )
         self.vee = Vee(
@@ -98,7 +95,6 @@ class HemeraStack(Stack):
             VEE_ID,
             storage=self.storage,
             functions=self.functions,
-            environment={VEE_SETTINGS_ENV_VAR: encode_vee_settings(vee_settings_of_tenants(tenants))},
             portal_role=self.portal_api.role,
         )
         # Billing exports: the due-exports job (schedules from the registry), restatements, the

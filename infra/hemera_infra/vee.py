@@ -9,8 +9,6 @@ version): its role gets what that needs here, next to the VEE function's own gra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -29,14 +27,12 @@ class Vee(EventFedConstruct):
         *,
         storage: Storage,
         functions: FunctionCatalog,
-        environment: Mapping[str, str],
         portal_role: iam.IRole | None = None,
         rule: EventRuleDef = VEE_RULE,
     ) -> None:
+        # The tenants' VEE overrides are read from the readings table at run time (written at
+        # onboarding), not baked into the environment: a new tenant needs no redeploy.
         super().__init__(scope, construct_id, rules=[rule], bus=storage.event_bus, functions=functions)
-        # The tenants' VEE overrides and contracted demands (written at synth from the tenant files).
-        for name, value in environment.items():
-            self.function.add_environment(name, value)
         self._grant_vee_access(storage)
         if portal_role is not None:
             self._grant_portal_edits(storage, portal_role)

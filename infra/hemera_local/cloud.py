@@ -30,7 +30,7 @@ from hemera.observability import logger as function_logger
 from hemera.services.access import issue_api_key
 from hemera.services.onboarding import onboard_tenant
 from hemera.tenants import TenantDefinition, load_tenant_dir
-from hemera.wiring import alarm_ports, export_ports, ingest_ports, portal_ports
+from hemera.wiring import onboarding_stores, portal_ports
 from hemera_local.bridge import LambdaContext, RulesBridge, cold_start, load_handler
 from hemera_local.broker import (
     BRIDGE_IDENTITY,
@@ -255,12 +255,7 @@ class LocalCloud:
         (topic, channels, webhook signing secret — kept in `notifications`, it is shown once), give
         each RTU a certificate and let the broker know it."""
         assert self.settings and self._broker
-        onboard_tenant(
-            ingest_ports(self.settings).registry,
-            alarm_ports(self.settings).settings,
-            export_ports(self.settings).schedules,
-            tenant,
-        )
+        onboard_tenant(onboarding_stores(self.settings), tenant)
         report = TenantOperations(
             self.settings, self.state_dir / "tenants", REGISTER, self.pki
         ).apply_notifications(tenant)

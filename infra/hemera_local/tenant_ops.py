@@ -61,7 +61,7 @@ from hemera.services.access import issue_api_key
 from hemera.services.notifications import configure_channels
 from hemera.services.onboarding import onboard_tenant
 from hemera.tenants import TenantDefinition
-from hemera.wiring import alarm_ports, export_ports, ingest_ports, portal_ports
+from hemera.wiring import onboarding_stores, portal_ports
 from hemera_local.pki import LocalPki
 
 CREATED, UPDATED, UNCHANGED, DELETED = "created", "updated", "unchanged", "deleted"
@@ -218,12 +218,7 @@ class TenantOperations:
 
     def _apply_registry(self, tenant: TenantDefinition, report: ApplyReport) -> None:
         before = self._registry_snapshot(tenant)
-        onboard_tenant(
-            ingest_ports(self.settings).registry,
-            alarm_ports(self.settings).settings,
-            export_ports(self.settings).schedules,
-            tenant,
-        )
+        onboard_tenant(onboarding_stores(self.settings), tenant)
         after = self._registry_snapshot(tenant)
         action = UNCHANGED if before == after else CREATED if not before else UPDATED
         report.add("registry", f"tenant and {len(tenant.meters)} meters", action)

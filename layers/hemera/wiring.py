@@ -212,7 +212,8 @@ def export_ports(settings: RuntimeSettings) -> ExportPorts:
 
 
 if TYPE_CHECKING:  # the VEE service imports the engine and the holiday calendars: VEE code only
-    from hemera.services.vee import VeePorts, VeeSettings
+    from hemera.adapters.vee_settings_dynamodb import DynamoVeeSettings
+    from hemera.services.vee import VeePorts
 
 
 @cache
@@ -222,13 +223,23 @@ def final_series_store(settings: RuntimeSettings) -> DynamoFinalSeries:
     return DynamoFinalSeries(final_series_model(settings.readings_table, settings.aws, host))
 
 
-def vee_ports(settings: RuntimeSettings, vee: VeeSettings) -> VeePorts:
-    """VEE: the readings table (meter data, final days, edits, device events and registers) and
-    the platform bus (FinalDaysChanged). Not cached here (the tenant settings are a mapping):
-    each caller keeps the ports it builds at cold start."""
+@cache
+def vee_settings_store(settings: RuntimeSettings) -> DynamoVeeSettings:
+    """Each tenant's VEE overrides, in the readings table (written at onboarding)."""
+    from hemera.adapters.vee_settings_dynamodb import DynamoVeeSettings, vee_settings_model
+
+    host = aws.endpoint_url(settings.aws, "dynamodb")
+    return DynamoVeeSettings(vee_settings_model(settings.readings_table, settings.aws, host))
+
+
+def vee_ports(settings: RuntimeSettings) -> VeePorts:
+    """VEE: the readings table (meter data, final days, edits, device events and registers, the
+    tenants' VEE overrides) and the platform bus (FinalDaysChanged). Not cached here: the ports
+    keep each tenant's overrides for a minute, so each caller keeps the ports it builds (the VEE
+    function at cold start, the portal per request)."""
     from hemera.adapters.edits_dynamodb import DynamoEdits, edit_model
     from hemera.adapters.meter_events_dynamodb import DynamoMeterEvents, DynamoRegisters, meter_event_models
-    from hemera.services.vee import VeePorts
+    from hemera.services.vee import StoredVeeSettings, VeePorts
 
     host = aws.endpoint_url(settings.aws, "dynamodb")
     store, registry = _readings(settings)
@@ -239,7 +250,7 @@ def vee_ports(settings: RuntimeSettings, vee: VeeSettings) -> VeePorts:
         final=final_series_store(settings),
         edits=DynamoEdits(edit_model(settings.readings_table, settings.aws, host)),
         announcer=final_days_announcer(settings),
-        settings=vee,
+        settings=StoredVeeSettings(vee_settings_store(settings)),
         events=DynamoMeterEvents(event, outage),
         registers=DynamoRegisters(register),
     )
@@ -393,3 +404,20 @@ def final_days_announcer(settings: RuntimeSettings) -> EventBridgeFinalDays:
 if TYPE_CHECKING:  # imported where used (annotations only)
     from hemera.adapters.alarms_eventbridge import EventBridgeAlarmAnnouncer
     from hemera.adapters.final_series_events import EventBridgeFinalDays
+
+
+def onboarding_stores(settings: RuntimeSettings) -> OnboardingStores:
+    """What `onboard_tenant` writes: the registry, alarm settings, export schedules and VEE
+    overrides, all in the readings table."""
+    from hemera.services.onboarding import OnboardingStores
+
+    return OnboardingStores(
+        registry=ingest_ports(settings).registry,
+        alarm_settings=alarm_ports(settings).settings,
+        export_schedules=export_ports(settings).schedules,
+        vee_settings=vee_settings_store(settings),
+    )
+
+
+if TYPE_CHECKING:  # imported where used (annotations only)
+    from hemera.services.onboarding import OnboardingStores

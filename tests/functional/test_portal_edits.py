@@ -18,7 +18,7 @@ from chalice.test import Client
 from hemera.domain.readings import Channel, IntervalReading, Unit
 from hemera.domain.tenancy import TenantContext
 from hemera.services.access import issue_api_key
-from hemera.services.vee import CAUSE_INGEST, DayKey, VeeSettings, local_day_span, recompute_days
+from hemera.services.vee import CAUSE_INGEST, DayKey, local_day_span, recompute_days
 from hemera.wiring import portal_ports, vee_ports
 from tests.conftest import REPO_ROOT
 from tests.openapi_contract import assert_conforms
@@ -34,7 +34,7 @@ GAP = range(40, 43)  # 10:00-10:45 AEDT, estimated linearly
 @pytest.fixture
 def api(moto_cloud, user_pool):
     # Given a day of the meter, validated by VEE with a 45-minute gap estimated
-    vee = vee_ports(moto_cloud, VeeSettings())
+    vee = vee_ports(moto_cloud)
     start, _end = local_day_span(DAY, SYDNEY)
     vee.readings.merge_intervals(
         CTX,

@@ -18,8 +18,9 @@ from hemera.definitions import EVENT_BUS, VEE_FUNCTION, VEE_QUEUE, VEE_SOURCE
 from hemera.domain.final_series import FinalDay, FinalStatus, QualityFlag
 from hemera.domain.readings import Channel, IntervalReading, Unit
 from hemera.domain.tenancy import TenantContext
-from hemera.services.vee import CAUSE_INGEST, DayKey, VeeSettings, local_day_span, recompute_days
-from hemera.wiring import vee_ports
+from hemera.services.vee import CAUSE_INGEST, DayKey, local_day_span, recompute_days
+from hemera.tenants import VeeOverrides
+from hemera.wiring import vee_ports, vee_settings_store
 from hemera_local.bridge import LambdaContext, load_handler, sqs_event
 
 TENANT, METER = "coastal-power", "cp-m-2001"
@@ -62,7 +63,7 @@ def day_readings(day: date, skip: range | set[int] = frozenset(), **values: Deci
 
 
 def ports(settings: Any):
-    return vee_ports(settings, VeeSettings())
+    return vee_ports(settings)
 
 
 def store_and_announce(settings: Any, readings: list[IntervalReading]) -> None:
@@ -168,6 +169,22 @@ def test_a_dst_day_with_gaps_and_a_spike_becomes_a_final_day_with_its_estimates(
     assert days["2026-10-04"]["version"] == 1 and days["2026-10-04"]["previous_version"] is None
     assert days["2026-10-04"]["estimated"] == len(GAP_45_MIN) + len(GAP_6_H) + 1
     assert "spike" in days["2026-10-04"]["failed_rules"]
+
+
+def test_a_tenants_stored_vee_overrides_change_how_its_days_are_estimated(moto_cloud, history):
+    # Given Coastal Power's tenant file now allows linear interpolation over 30 minutes only, as
+    # onboarding stores it (no redeploy: the function reads it at run time)
+    overrides = VeeOverrides(linear_max_gap_minutes=30)
+    vee_settings_store(moto_cloud).put_overrides(CTX, overrides)
+    assert vee_settings_store(moto_cloud).overrides(CTX) == overrides
+
+    # When the DST day arrives with its 45-minute gap and the VEE function runs
+    store_and_announce(moto_cloud, day_readings(DST_DAY, skip=set(GAP_45_MIN)))
+    assert invoke_vee(delivered()) == {"batchItemFailures": []}
+
+    # Then the gap is not interpolated (method 17) but estimated from like days
+    by_index = dict(enumerate(final_day(moto_cloud).intervals))
+    assert {by_index[n].method_flag for n in GAP_45_MIN} <= {14, 15}
 
 
 def test_late_real_data_replaces_the_estimates_in_a_new_version(moto_cloud, history, final_days_events):

@@ -25,7 +25,7 @@ from hemera.definitions import ALARM_SWEEP
 from hemera.domain.tenancy import TenantContext
 from hemera.services.alarms import alarm_settings_of
 from hemera.services.onboarding import onboard_tenant
-from hemera.wiring import alarm_ports, export_ports
+from hemera.wiring import alarm_ports, onboarding_stores
 from hemera_agent.agent import Agent
 from hemera_agent.clock import SimClock
 from hemera_agent.publisher import Mqtt5Publisher
@@ -59,8 +59,7 @@ def alarm_settings(local_cloud) -> Iterator[Any]:
         }
     )
     ports = alarm_ports(local_cloud.settings)
-    schedules = export_ports(local_cloud.settings).schedules
-    onboard_tenant(ports.registry, ports.settings, schedules, contracted)
+    onboard_tenant(onboarding_stores(local_cloud.settings), contracted)
     defaults = alarm_settings_of(contracted)
     settings = dataclasses.replace(
         defaults,
@@ -70,7 +69,7 @@ def alarm_settings(local_cloud) -> Iterator[Any]:
     )
     ports.settings.put_settings(TenantContext(TENANT), settings)
     yield settings
-    onboard_tenant(ports.registry, ports.settings, schedules, tenant)
+    onboard_tenant(onboarding_stores(local_cloud.settings), tenant)
 
 
 def get(cloud, key: str, path: str, **params: str) -> requests.Response:

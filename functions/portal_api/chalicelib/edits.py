@@ -10,11 +10,9 @@ requester of the audit trail of commands: the Cognito user, or the API key's fin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from chalice.app import Request, Response
@@ -24,7 +22,7 @@ from hemera.domain.final_series import FinalDayChange
 from hemera.observability import logger
 from hemera.ports.final_series import FinalSeriesReader
 from hemera.services.access import Caller, PortalPorts
-from hemera.services.vee import EditResult, VeePorts, VeeSettings, record_edits, vee_settings_from_environ
+from hemera.services.vee import EditResult, VeePorts, record_edits
 from hemera.wiring import final_days_announcer, final_series_store, vee_ports
 
 from . import scope
@@ -35,16 +33,11 @@ View = Callable[..., Response]
 Route = Callable[..., Callable[[View], View]]
 
 
-@cache
-def _vee_settings() -> VeeSettings:
-    return vee_settings_from_environ(os.environ)
-
-
 def _ports() -> VeePorts:
     """The tenant's data through its session; `FinalDaysChanged` with the API's own role, which
     may put events on the bus (a tenant session may not)."""
     return replace(
-        vee_ports(scope.settings(), _vee_settings()), announcer=final_days_announcer(scope.base_settings())
+        vee_ports(scope.settings()), announcer=final_days_announcer(scope.base_settings())
     )
 
 

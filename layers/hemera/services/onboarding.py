@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hemera.domain.billing.tariff import MeterTariff
 from hemera.domain.registry import Customer, Meter, Tenant
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Registry
 from hemera.ports.alarms import AlarmSettingsStore
 from hemera.ports.exports import ExportScheduleStore
+from hemera.ports.vee_settings import VeeSettingsStore
 from hemera.services.alarms import register_alarm_settings
 from hemera.services.exports import register_export_schedules
 from hemera.tenants import MeterDef, TenantDefinition
@@ -67,16 +70,23 @@ def _tariff(definition: TenantDefinition, meter: MeterDef) -> MeterTariff | None
     )
 
 
-def onboard_tenant(
-    registry: Registry,
-    alarm_settings: AlarmSettingsStore,
-    export_schedules: ExportScheduleStore,
-    definition: TenantDefinition,
-) -> int:
+@dataclass(frozen=True, slots=True)
+class OnboardingStores:
+    """Where the running platform keeps what a tenant file says (`hemera.wiring.onboarding_stores`)."""
+
+    registry: Registry
+    alarm_settings: AlarmSettingsStore
+    export_schedules: ExportScheduleStore
+    vee_settings: VeeSettingsStore
+
+
+def onboard_tenant(stores: OnboardingStores, definition: TenantDefinition) -> int:
     """Everything the running platform keeps of a tenant file: the registry (`register_tenant`),
-    the alarm settings (thresholds, nominal voltage, contracts; `register_alarm_settings`) and the
-    export schedules (`register_export_schedules`). Idempotent; returns the number of meters."""
-    meters = register_tenant(registry, definition)
-    register_alarm_settings(alarm_settings, definition)
-    register_export_schedules(export_schedules, definition)
+    the alarm settings (thresholds, nominal voltage, contracts; `register_alarm_settings`), the
+    export schedules (`register_export_schedules`) and the VEE overrides (its `vee:` section,
+    read by VEE at run time). Idempotent; returns the number of meters."""
+    meters = register_tenant(stores.registry, definition)
+    register_alarm_settings(stores.alarm_settings, definition)
+    register_export_schedules(stores.export_schedules, definition)
+    stores.vee_settings.put_overrides(TenantContext(definition.id), definition.vee)
     return meters

@@ -16,14 +16,14 @@ stored unannounced; a write that then fails leaves a harmless announcement (list
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any
+from time import monotonic
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_calendars
@@ -40,6 +40,7 @@ from hemera.ports.edits import EditStore
 from hemera.ports.final_days_events import FinalDaysAnnouncer
 from hemera.ports.final_series import FinalSeriesReader, FinalSeriesStore
 from hemera.ports.meter_events import MeterEventLog, RegisterLog
+from hemera.ports.vee_settings import VeeSettingsStore
 from hemera.services.access import Caller, PortalPorts, load_profile, owned_meter
 from hemera.services.commands import COMMANDING_ROLES
 from hemera.services.curate import ChangeNotLanded, DayChanged
@@ -74,15 +75,15 @@ SWEEP_JOB = "vee_sweep"
 
 
 # --- tenant settings -------------------------------------------------------------------------
-VEE_SETTINGS_ENV_VAR = "HEMERA_VEE_SETTINGS"
+class VeeConfigSource(Protocol):
+    def config(self, tenant_id: str) -> VeeConfig:
+        """The VEE configuration of `tenant_id`: the defaults with its overrides applied."""
+        ...
 
 
 @dataclass(frozen=True)
 class VeeSettings:
-    """Each tenant's overrides of the VEE defaults (the `vee:` section of its file). `cdk synth`
-    writes them into one environment variable of the VEE and portal functions
-    (`encode_vee_settings`, a few hundred bytes); unset, every tenant runs on the defaults. A
-    meter's contracted demand comes with the meter from the registry (its tariff)."""
+    """Fixed overrides per tenant (a test, a one-off run); every other tenant on the defaults."""
 
     overrides: Mapping[str, VeeOverrides] = field(default_factory=dict)
 
@@ -90,30 +91,35 @@ class VeeSettings:
         return _config(self.overrides.get(tenant_id))
 
 
+class StoredVeeSettings:
+    """Each tenant's VEE configuration from the overrides stored at onboarding
+    (`register_vee_settings`), kept for `ttl_s` per warm function: a changed tenant file takes
+    effect within that time, and a new tenant needs no redeploy (nothing is in the functions'
+    environment, whose 4 KB would not hold many tenants' overrides)."""
+
+    def __init__(
+        self, store: VeeSettingsStore, ttl_s: float = 60.0, clock: Callable[[], float] = monotonic
+    ) -> None:
+        self._store, self._ttl, self._clock = store, ttl_s, clock
+        self._cached: dict[str, tuple[float, VeeConfig]] = {}
+
+    def config(self, tenant_id: str) -> VeeConfig:
+        now = self._clock()
+        cached = self._cached.get(tenant_id)
+        if cached is None or now - cached[0] >= self._ttl:
+            cached = (now, _config(self._store.overrides(TenantContext(tenant_id))))
+            self._cached[tenant_id] = cached
+        return cached[1]
+
+
 @cache
 def _config(overrides: VeeOverrides | None) -> VeeConfig:
     return VeeConfig.for_tenant(overrides)
 
 
-def vee_settings_of_tenants(tenants: Iterable[TenantDefinition]) -> VeeSettings:
-    return VeeSettings(overrides={t.id: t.vee for t in tenants if t.vee is not None})
-
-
-def encode_vee_settings(settings: VeeSettings) -> str:
-    overrides = {
-        t: o.model_dump(mode="json", exclude_none=True) for t, o in sorted(settings.overrides.items())
-    }
-    return json.dumps({"overrides": overrides}, separators=(",", ":"))
-
-
-def vee_settings_from_environ(env: Mapping[str, str]) -> VeeSettings:
-    raw = env.get(VEE_SETTINGS_ENV_VAR)
-    if not raw:
-        return VeeSettings()
-    document = json.loads(raw)
-    return VeeSettings(
-        overrides={t: VeeOverrides.model_validate(o) for t, o in document.get("overrides", {}).items()}
-    )
+def register_vee_settings(store: VeeSettingsStore, definition: TenantDefinition) -> None:
+    """Store a tenant file's VEE overrides (onboarding, and every change of the file)."""
+    store.put_overrides(TenantContext(definition.id), definition.vee)
 
 
 def demand_limit_kw(meter: Meter | None) -> Decimal | None:
@@ -131,7 +137,7 @@ class VeePorts:
     final: FinalSeriesStore
     edits: EditStore
     announcer: FinalDaysAnnouncer
-    settings: VeeSettings = field(default_factory=VeeSettings)
+    settings: VeeConfigSource = field(default_factory=VeeSettings)
     # Device events/outages and registers; None where their storage is not wired (the engine
     # then runs without the rules that need them).
     events: MeterEventLog | None = None
