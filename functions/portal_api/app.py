@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
@@ -41,7 +40,7 @@ from hemera.domain.errors import (
     TenantNotFound,
     Unauthenticated,
 )
-from hemera.domain.rate_limits import RateDecision, RateLimited, RateLimits
+from hemera.domain.rate_limits import RateDecision, RateLimited
 from hemera.domain.registry import Customer, Meter
 from hemera.observability import logger
 from hemera.ports import Page
@@ -55,9 +54,15 @@ from hemera.services.access import (
     owned_meter,
 )
 from hemera.services.callers import authenticate_request
-from hemera.services.rate_limits import admit, limits_from_environ
+from hemera.services.rate_limits import StoredRateLimits, admit
 from hemera.services.vee import final_load_profile
-from hemera.wiring import final_series_store, instantaneous_store, portal_ports, request_counter
+from hemera.wiring import (
+    api_limit_store,
+    final_series_store,
+    instantaneous_store,
+    portal_ports,
+    request_counter,
+)
 
 app = Chalice(app_name="hemera-portal-api")
 
@@ -93,8 +98,9 @@ def _auth_ports() -> PortalPorts:
 
 
 @cache
-def _rate_limits() -> RateLimits:
-    return limits_from_environ(os.environ)
+def _rate_limits() -> StoredRateLimits:
+    """Each tenant's allowance as onboarding stored it, kept a minute (read with the API's role)."""
+    return StoredRateLimits(api_limit_store(scope.base_settings()))
 
 
 @cache

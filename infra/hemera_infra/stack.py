@@ -10,7 +10,6 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from hemera.definitions import PORTAL_API_DIR, SCHEDULES, TOPIC_RULES, ScheduleDef, TopicRule
-from hemera.services.rate_limits import RATE_LIMITS_ENV_VAR, encode_limits, limits_of_tenants
 from hemera.tenants import TenantDefinition
 from hemera_infra.alarms import Alarms
 from hemera_infra.analytics import Analytics
@@ -86,8 +85,6 @@ class HemeraStack(Stack):
             environment={
                 **self.functions.environment,
                 **self.portal_users.environment,
-                # Each tenant's API allowance, from its tenant file (platform default otherwise).
-                RATE_LIMITS_ENV_VAR: encode_limits(limits_of_tenants(tenants)),
             },
         )
         self.vee = Vee(

@@ -212,7 +212,8 @@ def export_ports(settings: RuntimeSettings) -> ExportPorts:
 
 
 if TYPE_CHECKING:  # the VEE service imports the engine and the holiday calendars: VEE code only
-    from hemera.adapters.vee_settings_dynamodb import DynamoVeeSettings
+    from hemera.adapters.tenant_documents import DynamoTenantDocuments
+    from hemera.services.tenant_settings import ApiLimitStore, VeeSettingsStore
     from hemera.services.vee import VeePorts
 
 
@@ -223,13 +224,27 @@ def final_series_store(settings: RuntimeSettings) -> DynamoFinalSeries:
     return DynamoFinalSeries(final_series_model(settings.readings_table, settings.aws, host))
 
 
-@cache
-def vee_settings_store(settings: RuntimeSettings) -> DynamoVeeSettings:
-    """Each tenant's VEE overrides, in the readings table (written at onboarding)."""
-    from hemera.adapters.vee_settings_dynamodb import DynamoVeeSettings, vee_settings_model
+def _tenant_documents(settings: RuntimeSettings, name: str) -> DynamoTenantDocuments:
+    from hemera.adapters.tenant_documents import DynamoTenantDocuments, tenant_document_model
 
     host = aws.endpoint_url(settings.aws, "dynamodb")
-    return DynamoVeeSettings(vee_settings_model(settings.readings_table, settings.aws, host))
+    return DynamoTenantDocuments(tenant_document_model(settings.readings_table, settings.aws, host), name)
+
+
+@cache
+def vee_settings_store(settings: RuntimeSettings) -> VeeSettingsStore:
+    """Each tenant's VEE overrides, in the readings table (written at onboarding)."""
+    from hemera.services.tenant_settings import VEE_DOCUMENT, VeeSettingsStore
+
+    return VeeSettingsStore(_tenant_documents(settings, VEE_DOCUMENT))
+
+
+@cache
+def api_limit_store(settings: RuntimeSettings) -> ApiLimitStore:
+    """Each tenant's portal allowance, in the readings table (written at onboarding)."""
+    from hemera.services.tenant_settings import API_LIMITS_DOCUMENT, ApiLimitStore
+
+    return ApiLimitStore(_tenant_documents(settings, API_LIMITS_DOCUMENT))
 
 
 def vee_ports(settings: RuntimeSettings) -> VeePorts:
@@ -416,6 +431,7 @@ def onboarding_stores(settings: RuntimeSettings) -> OnboardingStores:
         alarm_settings=alarm_ports(settings).settings,
         export_schedules=export_ports(settings).schedules,
         vee_settings=vee_settings_store(settings),
+        api_limits=api_limit_store(settings),
     )
 
 

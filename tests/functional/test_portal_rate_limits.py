@@ -13,10 +13,10 @@ import pytest
 from chalice.test import Client
 
 from hemera.definitions import READINGS_TABLE
-from hemera.domain.rate_limits import RateLimit, RateLimits
+from hemera.domain.rate_limits import RateLimit
+from hemera.domain.tenancy import TenantContext
 from hemera.services.access import issue_api_key
-from hemera.services.rate_limits import RATE_LIMITS_ENV_VAR, encode_limits
-from hemera.wiring import portal_ports
+from hemera.wiring import api_limit_store, portal_ports
 from tests.conftest import REPO_ROOT
 from tests.openapi_contract import assert_conforms
 
@@ -25,9 +25,9 @@ SUL_ALLOWANCE = 3
 
 
 @pytest.fixture
-def api(moto_cloud, monkeypatch):
-    limits = RateLimits(overrides={"sul-energia": RateLimit(SUL_ALLOWANCE)})
-    monkeypatch.setenv(RATE_LIMITS_ENV_VAR, encode_limits(limits))
+def api(moto_cloud):
+    # Sul Energia's allowance as onboarding stores it from an `api:` section
+    api_limit_store(moto_cloud).put_limit(TenantContext("sul-energia"), RateLimit(SUL_ALLOWANCE))
     keys = {
         t: issue_api_key(portal_ports(moto_cloud).keys, t, "test") for t in ("sul-energia", "coastal-power")
     }
@@ -67,7 +67,7 @@ def test_the_request_past_a_tenants_allowance_is_429_and_another_tenant_is_still
     assert json.loads(refused.body)["status"] == 429
     other = get(client, "/v1/meters", keys["coastal-power"])
     assert other.status_code == 200
-    assert other.headers["RateLimit-Limit"] == "600"
+    assert other.headers["RateLimit-Limit"] == "1300"  # its tenant file: 1,200 a minute + burst 100
 
 
 def test_unauthenticated_requests_are_401_and_spend_no_allowance(api):

@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 from hemera.adapters.rate_limits_memory import MemoryRequestCounter
+from hemera.adapters.tenant_documents import MemoryTenantDocuments
 from hemera.domain.rate_limits import RateLimit, RateLimited, RateLimits, Window
 from hemera.domain.tenancy import TenantContext
-from hemera.services.rate_limits import admit, encode_limits, limits_from_environ, limits_of_tenants
+from hemera.services.rate_limits import StoredRateLimits, admit, limit_of
+from hemera.services.tenant_settings import ApiLimitStore
 from hemera.tenants import TenantDefinition
 from tests.conftest import TENANTS_DIR
 from tests.openapi_contract import SPEC
@@ -55,11 +57,27 @@ def test_the_default_is_600_a_minute_and_a_tenant_file_overrides_it():
     tenants = [
         TenantDefinition.model_validate(yaml.safe_load(p.read_text())) for p in TENANTS_DIR.glob("*.yaml")
     ]
-    limits = limits_from_environ({"HEMERA_PORTAL_RATE_LIMITS": encode_limits(limits_of_tenants(tenants))})
+    # Given each tenant file's allowance stored as onboarding stores it
+    store = ApiLimitStore(MemoryTenantDocuments())
+    for tenant in tenants:
+        store.put_limit(TenantContext(tenant.id), limit_of(tenant))
+    limits = StoredRateLimits(store)
+    # Then a tenant without an `api` section gets the platform default, one with it its own
     assert limits.of("sul-energia") == RateLimit(600, 0)
     assert limits.of("coastal-power") == RateLimit(1200, 100)
     assert limits.of("never-configured").per_window == 600
-    assert limits_from_environ({}).of("anyone") == RateLimit()
+
+
+def test_a_changed_allowance_applies_after_the_minute_a_warm_function_keeps_it():
+    now = [0.0]
+    store = ApiLimitStore(MemoryTenantDocuments())
+    limits = StoredRateLimits(store, clock=lambda: now[0])
+    assert limits.of("acme") == RateLimit()
+    store.put_limit(TenantContext("acme"), RateLimit(30))
+    now[0] = 59.0
+    assert limits.of("acme") == RateLimit()
+    now[0] = 60.0
+    assert limits.of("acme") == RateLimit(30)
 
 
 @pytest.mark.parametrize(

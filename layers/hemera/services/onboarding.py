@@ -10,9 +10,10 @@ from hemera.domain.tenancy import TenantContext
 from hemera.ports import Registry
 from hemera.ports.alarms import AlarmSettingsStore
 from hemera.ports.exports import ExportScheduleStore
-from hemera.ports.vee_settings import VeeSettingsStore
 from hemera.services.alarms import register_alarm_settings
 from hemera.services.exports import register_export_schedules
+from hemera.services.rate_limits import limit_of
+from hemera.services.tenant_settings import ApiLimitStore, VeeSettingsStore
 from hemera.tenants import MeterDef, TenantDefinition
 
 
@@ -78,15 +79,17 @@ class OnboardingStores:
     alarm_settings: AlarmSettingsStore
     export_schedules: ExportScheduleStore
     vee_settings: VeeSettingsStore
+    api_limits: ApiLimitStore
 
 
 def onboard_tenant(stores: OnboardingStores, definition: TenantDefinition) -> int:
     """Everything the running platform keeps of a tenant file: the registry (`register_tenant`),
     the alarm settings (thresholds, nominal voltage, contracts; `register_alarm_settings`), the
-    export schedules (`register_export_schedules`) and the VEE overrides (its `vee:` section,
-    read by VEE at run time). Idempotent; returns the number of meters."""
+    export schedules (`register_export_schedules`), the VEE overrides (its `vee:` section, read by
+    VEE at run time) and the portal allowance (`api:`). Idempotent; returns the number of meters."""
     meters = register_tenant(stores.registry, definition)
     register_alarm_settings(stores.alarm_settings, definition)
     register_export_schedules(stores.export_schedules, definition)
     stores.vee_settings.put_overrides(TenantContext(definition.id), definition.vee)
+    stores.api_limits.put_limit(TenantContext(definition.id), limit_of(definition))
     return meters

@@ -1,24 +1,32 @@
 """Admitting a portal request under its tenant's rate limit, and where the limits come from.
 
-The limits travel to the function as one environment variable (`HEMERA_PORTAL_RATE_LIMITS`, JSON)
-that `cdk synth` writes from the tenant files, parsed once at cold start: reading the tenant's
-limit costs no extra DynamoDB read per request.
+Each tenant's allowance (the `api:` section of its file) is stored at onboarding
+(`ApiLimitStore`, the tenant's "APILIMITS" settings document); the portal reads it through
+`StoredRateLimits`, kept a minute per tenant per warm function: one read a minute, not one per
+request, and a new or changed tenant needs no redeploy (no environment variable holds every
+tenant's allowance: Lambda's 4 KB would not).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable
+from time import monotonic
+from typing import Protocol
 
-from hemera.domain.rate_limits import RateDecision, RateLimit, RateLimited, RateLimits, Window, decide
+from hemera.domain.rate_limits import RateDecision, RateLimit, RateLimited, Window, decide
 from hemera.domain.tenancy import TenantContext
 from hemera.ports.rate_limits import RequestCounter
+from hemera.services.tenant_settings import ApiLimitStore
 from hemera.tenants import TenantDefinition
 
-RATE_LIMITS_ENV_VAR = "HEMERA_PORTAL_RATE_LIMITS"
+
+class LimitSource(Protocol):
+    def of(self, tenant_id: str) -> RateLimit:
+        """The tenant's allowance."""
+        ...
 
 
-def admit(counter: RequestCounter, limits: RateLimits, ctx: TenantContext, now: float) -> RateDecision:
+def admit(counter: RequestCounter, limits: LimitSource, ctx: TenantContext, now: float) -> RateDecision:
     """Count the request against its tenant's current window; raise `RateLimited` past the limit."""
     window = Window.at(now)
     decision = decide(limits.of(ctx.tenant_id), window, counter.hit(ctx, window), now)
@@ -27,39 +35,29 @@ def admit(counter: RequestCounter, limits: RateLimits, ctx: TenantContext, now: 
     return decision
 
 
-def limits_of_tenants(tenants: Iterable[TenantDefinition], default: RateLimit | None = None) -> RateLimits:
-    """The tenants whose file has an `api` section override the platform default."""
-    overrides = {
-        t.id: RateLimit(t.api.requests_per_minute, t.api.burst) for t in tenants if t.api is not None
-    }
-    return RateLimits(default=default or RateLimit(), overrides=overrides)
+def limit_of(definition: TenantDefinition) -> RateLimit | None:
+    """A tenant file's allowance (None: the platform default)."""
+    api = definition.api
+    return None if api is None else RateLimit(api.requests_per_minute, api.burst)
 
 
-def _limit(document: Mapping[str, int]) -> RateLimit:
-    return RateLimit(int(document["requests_per_minute"]), int(document.get("burst", 0)))
+class StoredRateLimits:
+    """Each tenant's stored allowance (the platform default when it has none), kept `ttl_s`."""
 
+    def __init__(
+        self,
+        store: ApiLimitStore,
+        default: RateLimit | None = None,
+        ttl_s: float = 60.0,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self._store, self._default, self._ttl, self._clock = store, default or RateLimit(), ttl_s, clock
+        self._cached: dict[str, tuple[float, RateLimit]] = {}
 
-def encode_limits(limits: RateLimits) -> str:
-    def one(limit: RateLimit) -> dict[str, int]:
-        return {"requests_per_minute": limit.requests_per_minute, "burst": limit.burst}
-
-    overrides = limits.overrides or {}
-    return json.dumps(
-        {
-            "default": one(limits.default),
-            "tenants": {t: one(limit) for t, limit in sorted(overrides.items())},
-        },
-        separators=(",", ":"),
-    )
-
-
-def limits_from_environ(env: Mapping[str, str]) -> RateLimits:
-    """The limits `cdk synth` wrote; unset means the platform default for every tenant."""
-    raw = env.get(RATE_LIMITS_ENV_VAR)
-    if not raw:
-        return RateLimits()
-    document = json.loads(raw)
-    return RateLimits(
-        default=_limit(document.get("default", {"requests_per_minute": RateLimit().requests_per_minute})),
-        overrides={tenant: _limit(limit) for tenant, limit in document.get("tenants", {}).items()},
-    )
+    def of(self, tenant_id: str) -> RateLimit:
+        now = self._clock()
+        cached = self._cached.get(tenant_id)
+        if cached is None or now - cached[0] >= self._ttl:
+            cached = (now, self._store.limit(TenantContext(tenant_id)) or self._default)
+            self._cached[tenant_id] = cached
+        return cached[1]

@@ -40,10 +40,10 @@ from hemera.ports.edits import EditStore
 from hemera.ports.final_days_events import FinalDaysAnnouncer
 from hemera.ports.final_series import FinalSeriesReader, FinalSeriesStore
 from hemera.ports.meter_events import MeterEventLog, RegisterLog
-from hemera.ports.vee_settings import VeeSettingsStore
 from hemera.services.access import Caller, PortalPorts, load_profile, owned_meter
 from hemera.services.commands import COMMANDING_ROLES
 from hemera.services.curate import ChangeNotLanded, DayChanged
+from hemera.services.tenant_settings import VeeSettingsStore
 from hemera.tenants import TenantDefinition, VeeOverrides
 
 # Causes of a final version (FinalDay.cause).
