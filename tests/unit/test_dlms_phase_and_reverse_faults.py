@@ -18,7 +18,7 @@ from hemera_agent.simulators.dlms_meter import (
     DlmsMeterState,
     meter_from_tenant,
 )
-from hemera_agent.simulators.scenario import PhaseLoss, ReverseEnergy
+from hemera_agent.simulators.scenario import Outage, PhaseLoss, ReverseEnergy
 from tests.conftest import TENANTS_DIR
 
 START = datetime(2026, 11, 16, 3, tzinfo=UTC)  # Monday 00:00 in São Paulo
@@ -115,3 +115,27 @@ def test_a_scenario_file_gives_the_process_simulator_its_meters_faults(tmp_path)
         ReverseEnergy(start=START + timedelta(hours=16)),
     )
     assert meter_from_tenant(TENANTS_DIR / "sul-energia.yaml", "sul-m-1003", b"lls").faults == ()
+
+
+def test_the_load_profile_records_what_the_faults_let_the_meter_record():
+    # Given the same meter healthy, and with an outage 14:05-14:50, a reverse-energy hour 16-17h
+    outage = Outage(start=LOST + timedelta(minutes=5), end=LOST + timedelta(minutes=50))
+    healthy, faulted = state_with(), state_with(outage, ReverseEnergy(start=REVERSED, end=FORWARD))
+    for state in (healthy, faulted):
+        state.advance(FORWARD + timedelta(minutes=15))
+    clean = {end - timedelta(minutes=15): energy for end, energy in healthy.rows}
+    rows = {end - timedelta(minutes=15): energy for end, energy in faulted.rows}
+
+    # Then the quarter hours wholly inside the outage are missing (a gap, never zeros) ...
+    quarters = [LOST + timedelta(minutes=15 * n) for n in range(4)]
+    assert [q in rows for q in quarters] == [True, False, False, True]
+    # ... the ones it cuts hold the powered part: 5 of 15 minutes, then 10 of 15
+    assert rows[quarters[0]].active_import_wh == round(clean[quarters[0]].active_import_wh / 3)
+    assert rows[quarters[3]].active_import_wh == round(clean[quarters[3]].active_import_wh * 2 / 3)
+    # and under reverse energy the meter records the consumption as export
+    hour = [REVERSED + timedelta(minutes=15 * n) for n in range(4)]
+    assert [(rows[q].active_import_wh, rows[q].active_export_wh) for q in hour] == [
+        (clean[q].active_export_wh, clean[q].active_import_wh) for q in hour
+    ]
+    # and the registers count what the profile recorded
+    assert faulted.totals != healthy.totals

@@ -25,21 +25,24 @@ Objects (OBIS, class, type, scaler/unit as the HD-500 model file states them):
   (energy of the interval, Wh/varh scaler 0, double-long-unsigned), 15-min capture period. The
   clock column is the END of the interval (captured at 00:15 for 00:00-00:15), as most DLMS
   meters do. Readable whole, by range (selector 1: rows whose clock is within [from, to],
-  inclusive) and by entry (selector 2). Values are `profile.interval_energy` of the interval;
+  inclusive) and by entry (selector 2). Values are `profile.interval_energy` of the interval as
+  the meter records it under its scenario faults (`scenario.recorded_interval`, as on the Modbus
+  meter: no row while the meter is off or without supply, the powered part of an interval an
+  outage cuts, active energy recorded as export under reverse energy, a third less with a phase
+  gone, nothing in a bypass); the registers count what the profile recorded;
 - event logs (7) standard 0.0.99.98.0, fraud 0.0.99.98.1, power failure 1.0.99.97.0, power
   quality 0.0.99.98.4: capture objects clock + event code (0.0.96.11.x.255, unsigned), IDIS
   codes. A fixed timeline relative to the history start, shown once the clock has passed it:
   standard 255 "event log cleared" at the start; fraud 40/41 terminal cover removed/closed at
-  +6 h / +6 h 05 min; power failure 1/2 power down/up at +12 h / +12 h 05 min (markers only: the
-  load profile has no gap); power quality nothing; remote disconnect/reconnect add 59/60 to the
+  +6 h / +6 h 05 min; power failure 1/2 power down/up at +12 h / +12 h 05 min (markers only: a
+  meter without faults has no gap in its load profile); power quality nothing; remote disconnect/reconnect add 59/60 to the
   standard log. A meter given scenario `faults` (`scenario.py`: `outage`, `tamper`,
   `phase_loss`, `reverse_energy`) logs those instead of the fixed fraud and power-failure
   markers, stamped by its clock: 1/2 at an outage's start/end, 40/41 (cover) or 42/43 (strong
   magnetic field) at a tamper's start/end, 82/83/84 (missing voltage L1/L2/L3) and 85/86/87
   (voltage L1/L2/L3 normal) in the power quality log at a phase loss's start/end, and the
   HD-500's own codes 231/232 (reverse energy started/ended; IDIS has none) in the fraud log at a
-  reverse-energy window's start/end (event markers only, here too: the load profile and the
-  registers are the healthy meter's);
+  reverse-energy window's start/end;
 - disconnect control 0.0.96.3.10.255 (70): output state, control state, control mode 1;
   methods 1 remote_disconnect and 2 remote_reconnect.
 
@@ -97,6 +100,7 @@ from hemera_agent.simulators.scenario import (
     faulted_instantaneous,
     load_scenario,
     meter_events,
+    recorded_interval,
 )
 
 log = logging.getLogger("hemera_agent.simulator.dlms")
@@ -210,9 +214,16 @@ class DlmsMeterState:
             start, end = self._next, self._next + self._period
             self._next = end
             m = self.meter
-            energy = interval_energy(
+            healthy = interval_energy(
                 m.seed, m.load_class, m.peak_kw, m.timezone, start, m.interval_minutes, country=m.country
             )
+            # What the meter records under its scenario faults, as the Modbus meter does: a gap
+            # while it is off or without supply, a partial interval around an outage, energy the
+            # other way under reverse energy, a third less with a phase gone, nothing in a bypass.
+            recorded = recorded_interval(healthy, start, m.interval_minutes, m.faults)
+            if recorded is None:
+                continue
+            energy = recorded.energy
             self.rows.append((end, energy))
             for channel, name in _ENERGY_FIELD.items():
                 self.totals[channel] += getattr(energy, name)
