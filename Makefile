@@ -70,6 +70,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.fleet_day
 	$(BIN)/python -m tests.bench.ingest_path
 	$(BIN)/python -m tests.bench.meter_reads
+	$(BIN)/python -m tests.bench.exports
 	$(BIN)/python -m tests.bench.agent_throughput --days 60
 	$(BIN)/python -m tests.bench.agent_throughput --days 10 --intervals-per-envelope 8
 

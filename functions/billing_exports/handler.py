@@ -12,8 +12,10 @@ The invocations (`hemera.definitions`, BILLING section):
   exported periods are recorded as pending restatements. A tenant whose recording fails fails its
   records alone; SQS delivers them again (after 3 receives, the DLQ).
 - an SQS batch of `ExportRequested` events (one on-demand export): rendered into version 1, or
-  marked failed. A transient error fails the record (SQS delivers it again); its last receive
-  marks the export failed instead.
+  marked failed; one too large for an invocation is started in parts. A detail with `version`
+  and `part` is one part of a version in parts (queued by any of the runs above): rendered and
+  recorded; the delivery that records the last part finishes the version. A transient error
+  fails the record (SQS delivers it again); its last receive marks the export failed instead.
 
 Thin entry point: parse, call the exports service, log and shape the response.
 """
@@ -45,7 +47,9 @@ from hemera.services.exports import (
     ExportPorts,
     RenderFailed,
     changes_of_detail,
+    part_of_detail,
     record_restatements,
+    render_export_part,
     render_requested_export,
     request_of_detail,
     run_due_exports,
@@ -93,14 +97,16 @@ def announced_changes(body: str) -> tuple[str, tuple[FinalDayChange, ...]]:
         raise NotAChangeEvent(f"not a FinalDaysChanged event: {exc}") from exc
 
 
-def requested_export(body: str) -> tuple[str, str]:
-    """(tenant, export id) of one SQS body: the `ExportRequested` event the rule forwarded."""
+def requested_export(body: str) -> tuple[str, str, tuple[int, int] | None]:
+    """(tenant, export id, (version, part) of a part or None) of one SQS body: the
+    `ExportRequested` event the rule forwarded."""
     try:
         event = EventBridgeEvent(json.loads(body))
         rule = EXPORT_REQUESTS_RULE
         if event.source != rule.source or event.detail_type != rule.detail_type:
             raise NotARequestEvent(f"unexpected event {event.source}/{event.detail_type}")
-        return request_of_detail(event.detail)
+        tenant, export_id = request_of_detail(event.detail)
+        return tenant, export_id, part_of_detail(event.detail)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NotARequestEvent(f"not an ExportRequested event: {exc}") from exc
 
@@ -139,6 +145,12 @@ def exports_due(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any
                 "detail": str(error),
             },
         )
+    for export in outcome.rendering:
+        assert export.rendering is not None
+        logger.info(
+            "export rendering in parts",
+            extra={"tenant": export.tenant_id, "export": export.id, "parts": export.rendering.parts},
+        )
     metrics.add_metric(name="ExportsWritten", unit="Count", value=len(outcome.written))
     metrics.add_metric(name="ExportsFailed", unit="Count", value=len(outcome.failures))
     if outcome.failures:
@@ -148,6 +160,7 @@ def exports_due(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any
         "job": EXPORTS_DUE_JOB,
         "as_of": as_of.isoformat(),
         "written": [e.id for e in outcome.written],
+        "rendering": [e.id for e in outcome.rendering],
         "already_done": list(outcome.already_done),
     }
 
@@ -187,36 +200,65 @@ def render_requests(event: dict[str, Any]) -> dict[str, Any]:
     failed: list[str] = []
     for record in SQSEvent(event).records:
         try:
-            tenant, export_id = requested_export(record.body)
+            tenant, export_id, part = requested_export(record.body)
         except NotARequestEvent as error:
             logger.error("not a request event", extra={"message_id": record.message_id, "detail": str(error)})
             failed.append(record.message_id)
             continue
         receives = int(record.attributes.approximate_receive_count or 1)
+        last_attempt = receives >= EXPORT_REQUESTS_QUEUE.max_receive_count
         try:
-            export = render_requested_export(
-                _ports(),
-                tenant,
-                export_id,
-                datetime.now(UTC),
-                last_attempt=receives >= EXPORT_REQUESTS_QUEUE.max_receive_count,
-            )
+            if part is None:
+                export = render_requested_export(
+                    _ports(), tenant, export_id, datetime.now(UTC), last_attempt=last_attempt
+                )
+            else:
+                export = render_export_part(
+                    _ports(), tenant, export_id, *part, datetime.now(UTC), last_attempt=last_attempt
+                )
         except RenderFailed as error:
             logger.warning(
                 "export rendering failed, will be retried",
-                extra={"tenant": tenant, "export": export_id, "receives": receives, "detail": str(error)},
+                extra={
+                    "tenant": tenant,
+                    "export": export_id,
+                    "part": part,
+                    "receives": receives,
+                    "detail": str(error),
+                },
             )
             failed.append(record.message_id)
             continue
         if export is None:
-            logger.info("export request already handled", extra={"tenant": tenant, "export": export_id})
+            logger.info(
+                "export request already handled", extra={"tenant": tenant, "export": export_id, "part": part}
+            )
             metrics.add_metric(name="ExportRequestsAlreadyHandled", unit="Count", value=1)
+            continue
+        if export.rendering is not None:
+            logger.info(
+                "export rendering in parts",
+                extra={
+                    "tenant": tenant,
+                    "export": export_id,
+                    "version": export.rendering.version,
+                    "parts": export.rendering.parts,
+                    "part": part,
+                },
+            )
+            metrics.add_metric(
+                name="ExportPartsQueued" if part is None else "ExportPartsRendered", unit="Count", value=1
+            )
             continue
         logger.info(
             f"export {export.state.value}",
-            extra={"tenant": tenant, "export": export_id, "failure": export.failure},
+            extra={"tenant": tenant, "export": export_id, "part": part, "failure": export.failure},
         )
-        metrics.add_metric(name=f"ExportsOnDemand{export.state.value.title()}", unit="Count", value=1)
+        if part is None:
+            metrics.add_metric(name=f"ExportsOnDemand{export.state.value.title()}", unit="Count", value=1)
+        else:  # the last part finished the version, or a part failed it
+            outcome = "Failed" if export.failure else "Written"
+            metrics.add_metric(name=f"ExportVersionsInParts{outcome}", unit="Count", value=1)
     return {"batchItemFailures": [{"itemIdentifier": record_id} for record_id in failed]}
 
 
@@ -267,6 +309,17 @@ def restatements(payload: dict[str, Any]) -> dict[str, Any]:
                 "detail": str(error),
             },
         )
+    for export in outcome.rendering:
+        assert export.rendering is not None
+        logger.info(
+            "restatement rendering in parts",
+            extra={
+                "tenant": export.tenant_id,
+                "export": export.id,
+                "version": export.rendering.version,
+                "parts": export.rendering.parts,
+            },
+        )
     metrics.add_metric(name="ExportsRestated", unit="Count", value=len(outcome.restated))
     if outcome.failures:
         # Their changes stay pending: the next run (or EventBridge's retry) renders them.
@@ -274,6 +327,7 @@ def restatements(payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "job": RESTATEMENTS_JOB,
         "restated": [f"{e.id}@v{e.latest.version}" for e in outcome.restated],
+        "rendering": [f"{e.id}@v{e.rendering.version}" for e in outcome.rendering if e.rendering],
         "unchanged": list(outcome.unchanged),
     }
 

@@ -9,10 +9,13 @@
   → the function (batches, partial failures): changed days inside exported periods are recorded
   as pending restatements, which the restatements job renders.
 - ExportRequested (source `hemera.billing`, put by the portal API) → EventBridge rule → its own
-  SQS queue (with DLQ; one request per batch, no window) → the function: on-demand exports.
-- The function reads final days, meters and the export index and writes index items and pending
-  restatements (readings table), puts objects under `tenants/*/exports/*` of the exports bucket
-  (and reads manifests back), and puts `ExportWritten` on the bus.
+  SQS queue (with DLQ; one request per batch, no window, up to ten at once) → the function:
+  on-demand exports, and the parts of versions rendered in parts (put on the bus by the function
+  itself, detail with `version` and `part`).
+- The function reads final days, meters and the export index and writes index items (conditional
+  puts; a part is recorded with a conditional UpdateItem) and pending restatements (readings
+  table), puts objects under `tenants/*/exports/*` of the exports bucket (and reads manifests and
+  part records back), and puts `ExportWritten` and the part messages on the bus.
 - The portal API's role gets exactly what its export routes need: GetObject under the same
   prefix (pre-signed URLs are signed with its credentials; it renders nothing any more, so no
   PutObject), reads and puts of index items, and PutEvents on the bus for `ExportRequested` from

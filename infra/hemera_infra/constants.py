@@ -107,13 +107,15 @@ BILLING_ID = "Billing"
 # Export files and manifests under each tenant's prefix: tenants/<tenant>/exports/<id>/v<n>/<file>.
 EXPORTS_OBJECTS_PATTERN = "tenants/*/exports/*"
 # Final days, meters and the export index are read with Query/GetItem (and final days in batches);
-# index items are written with conditional puts; pending restatements are written and cleared in
-# batches (BatchWriteItem puts and deletes).
+# index items are written with conditional puts, and the parts of a version rendered in parts are
+# recorded with conditional updates (UpdateItem ADD); pending restatements are written and cleared
+# in batches (BatchWriteItem puts and deletes).
 EXPORTS_TABLE_ACTIONS = (
     "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
     "dynamodb:BatchWriteItem",
 )
 # The portal's export routes: read the index (Query/GetItem) and index a pending request (PutItem,

@@ -507,7 +507,9 @@ BILLING_EXPORTS_FUNCTION = FunctionDef(
     memory_mb=1024,
     timeout_s=300,
 )
-# An on-demand export the portal accepted (state `pending`): detail {"tenant", "export_id"}.
+# An on-demand export the portal accepted (state `pending`): detail {"tenant", "export_id"}; or
+# one part of a version rendered in parts (put by the billing function itself): detail
+# {"tenant", "export_id", "version", "part"}.
 EXPORT_REQUESTED = "ExportRequested"
 # FinalDaysChanged events: each changed day inside an exported period is recorded as a pending
 # restatement of that export (cheap writes; the restatements job renders). Visibility is six times
@@ -527,9 +529,10 @@ EXPORT_RESTATEMENTS_RULE = EventRuleDef(
     detail_type=SERIES_VALIDATED,
     queue=EXPORT_RESTATEMENTS_QUEUE,
 )
-# On-demand exports, one per invocation (each may take the function's whole timeout), without a
-# batching window (the caller polls GET /v1/exports/{id}). After three failed receives the export
-# is marked `failed` by the last attempt (the message then goes to the DLQ).
+# On-demand exports and the parts of versions rendered in parts, one per invocation (each may take
+# the function's whole timeout), without a batching window (the caller polls GET /v1/exports/{id}).
+# After three failed receives the export is marked `failed` by the last attempt (the message then
+# goes to the DLQ).
 EXPORT_REQUESTS_QUEUE = QueueDef(
     construct_id="ExportRequests",
     env_var="HEMERA_EXPORT_REQUESTS_QUEUE_URL",
@@ -560,11 +563,16 @@ RESTATEMENTS_SCHEDULE = ScheduleDef(
 )
 BILLING_QUEUES: tuple[QueueDef, ...] = (EXPORT_RESTATEMENTS_QUEUE, EXPORT_REQUESTS_QUEUE)
 BILLING_FUNCTIONS: tuple[FunctionDef, ...] = (BILLING_EXPORTS_FUNCTION,)
-# Two batches at most (the mapping's minimum) per queue: recordings are idempotent puts, and two
-# renders of one request race on the index's pending check (one of them completes it).
+# Restatement recordings are idempotent puts: two batches at most (the mapping's minimum). Requests
+# and parts: up to ten renders at once, so a large version's parts run side by side (5,000 meters x
+# 31 days is ~310 parts of ~30 s: ~16 minutes) while the function's account concurrency stays
+# bounded; two deliveries of one request race on the index's conditional writes (one wins).
+EXPORT_REQUESTS_CONCURRENCY = 10
 BILLING_CONSUMERS: tuple[QueueConsumer, ...] = (
     QueueConsumer(EXPORT_RESTATEMENTS_QUEUE, BILLING_EXPORTS_FUNCTION, max_concurrency=2),
-    QueueConsumer(EXPORT_REQUESTS_QUEUE, BILLING_EXPORTS_FUNCTION, max_concurrency=2),
+    QueueConsumer(
+        EXPORT_REQUESTS_QUEUE, BILLING_EXPORTS_FUNCTION, max_concurrency=EXPORT_REQUESTS_CONCURRENCY
+    ),
 )
 BILLING_EVENT_RULES: tuple[EventRuleDef, ...] = (EXPORT_RESTATEMENTS_RULE, EXPORT_REQUESTS_RULE)
 BILLING_SCHEDULES: tuple[ScheduleDef, ...] = (EXPORTS_DUE_SCHEDULE, RESTATEMENTS_SCHEDULE)

@@ -5,6 +5,7 @@ tenant's own prefix, pending restatements recorded idempotently and cleared exac
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,15 +25,25 @@ from hemera.adapters.exports_dynamodb import (
 from hemera.adapters.exports_memory import (
     MemoryExportFiles,
     MemoryExportIndex,
+    MemoryExportRequests,
     MemoryExportSchedules,
     MemoryPendingRestatements,
 )
-from hemera.adapters.exports_s3 import S3ExportFiles
+from hemera.adapters.exports_s3 import EventBridgeExportRequests, S3ExportFiles
+from hemera.definitions import BILLING_SOURCE, EXPORT_REQUESTED
 from hemera.domain.errors import ConcurrentUpdate
 from hemera.domain.final_series import FinalDayChange
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
-from hemera.ports.exports import ChannelDiff, ChannelTotal, Export, ExportedFile, ExportState, ExportVersion
+from hemera.ports.exports import (
+    ChannelDiff,
+    ChannelTotal,
+    Export,
+    ExportedFile,
+    ExportRendering,
+    ExportState,
+    ExportVersion,
+)
 from hemera.tenants import ExportSchedule
 
 ACME, ACME_CORP = TenantContext("acme"), TenantContext("acme-corp")
@@ -240,3 +251,137 @@ def test_clearing_forgets_exactly_the_changes_rendered(pending):
     assert sorted((c.local_day.day, c.version) for c in left) == [(5, 3), (7, 2)]
     pending.clear(ACME, "20261001-monthly", left)
     assert pending.pending(ACME) == {}
+
+
+# --- versions rendered in parts --------------------------------------------------------------------
+def rendering(version_number: int, parts: int = 3) -> ExportRendering:
+    return ExportRendering(version_number, parts, 40, "scheduled", datetime(2026, 11, 2, 5, tzinfo=UTC))
+
+
+def test_a_rendering_in_parts_starts_once_and_counts_each_part_once(index):
+    # Given a scheduled export indexed pending with a rendering of three parts
+    pending = replace(
+        export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31), versions=0),
+        state=ExportState.PENDING,
+        rendering=rendering(1),
+    )
+    index.create(ACME, pending)
+    stored = index.get(ACME, pending.id)
+    assert stored.rendering == rendering(1) and stored.rendering.parts_done == frozenset()
+    # When its parts are recorded (3, then 1), Then each returns how many are recorded now
+    assert index.record_part(ACME, pending.id, 1, 3) == 1
+    assert index.record_part(ACME, pending.id, 1, 1) == 2
+    # and a part recorded again (a redelivery) is refused, the count unchanged
+    with pytest.raises(ConcurrentUpdate):
+        index.record_part(ACME, pending.id, 1, 1)
+    # and so is a part of another version
+    with pytest.raises(ConcurrentUpdate):
+        index.record_part(ACME, pending.id, 2, 2)
+    assert index.get(ACME, pending.id).rendering.parts_done == frozenset({1, 3})
+    # When the last part is recorded, Then the count says all of them
+    assert index.record_part(ACME, pending.id, 1, 2) == 3
+    assert index.get(ACME, pending.id).rendering.complete
+    # When the version is completed, Then the rendering is gone and no part can be recorded
+    index.complete(ACME, replace(pending, versions=(version(1),), state=ExportState.READY, rendering=None))
+    ready = index.get(ACME, pending.id)
+    assert (ready.state, ready.rendering) == (ExportState.READY, None)
+    with pytest.raises(ConcurrentUpdate):
+        index.record_part(ACME, pending.id, 1, 2)
+
+
+def test_a_restatement_in_parts_starts_only_on_the_expected_version_and_only_once(index):
+    # Given a ready export at version 1
+    ready = export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31))
+    index.create(ACME, ready)
+    # When a restatement in parts is started on a wrong version, Then it is refused
+    with pytest.raises(ConcurrentUpdate):
+        index.start_rendering(ACME, replace(ready, rendering=rendering(3)), 2)
+    # When it is started on version 1, Then the export is still ready at version 1 and renders v2
+    index.start_rendering(ACME, replace(ready, rendering=rendering(2)), 1)
+    stored = index.get(ACME, ready.id)
+    assert (stored.state, stored.latest_version, stored.rendering) == (ExportState.READY, 1, rendering(2))
+    # and a second start (a concurrent job) is refused while it renders
+    with pytest.raises(ConcurrentUpdate):
+        index.start_rendering(ACME, replace(ready, rendering=rendering(2)), 1)
+    # When the two parts are recorded and version 2 is added, Then the rendering is over
+    assert [index.record_part(ACME, ready.id, 2, p) for p in (2, 1)] == [1, 2]
+    index.add_version(ACME, replace(ready, versions=(version(1), version(2)), rendering=None), 1)
+    assert (index.get(ACME, ready.id).latest_version, index.get(ACME, ready.id).rendering) == (2, None)
+    # and a pending export takes a rendering from version 0; a failed one never does
+    pending = replace(
+        export("20261001-od-00000002", date(2026, 10, 1), date(2026, 10, 31), versions=0),
+        state=ExportState.PENDING,
+    )
+    index.create(ACME, pending)
+    index.start_rendering(ACME, replace(pending, rendering=rendering(1)), 0)
+    assert index.get(ACME, pending.id).rendering == rendering(1)
+    failed = replace(pending, id="20261001-od-00000003", state=ExportState.FAILED, failure="boom")
+    index.create(ACME, failed)
+    with pytest.raises(ConcurrentUpdate):
+        index.start_rendering(ACME, replace(failed, rendering=rendering(1)), 0)
+
+
+def test_parts_are_recorded_only_in_their_own_tenant(index):
+    index.create(ACME, replace(export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31), versions=0), state=ExportState.PENDING, rendering=rendering(1)))  # fmt: skip
+    with pytest.raises(ConcurrentUpdate):
+        index.record_part(ACME_CORP, "20261001-monthly", 1, 1)
+    assert index.get(ACME, "20261001-monthly").rendering.parts_done == frozenset()
+
+
+@pytest.fixture(params=["memory", "eventbridge"])
+def part_requests(request, moto_cloud):
+    """The requests port and a reader of what it queued (the details, in order)."""
+    if request.param == "memory":
+        memory = MemoryExportRequests()
+
+        def taken() -> list[dict]:
+            found, memory.details[:] = list(memory.details), []
+            return found
+
+        return memory, taken
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="test-export-parts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [BILLING_SOURCE], "detail-type": [EXPORT_REQUESTED]}
+    events.put_rule(Name="test-parts", EventBusName=moto_cloud.event_bus, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule="test-parts", EventBusName=moto_cloud.event_bus, Targets=[{"Id": "q", "Arn": arn}]
+    )
+
+    def queued() -> list[dict]:
+        found = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                found.append(json.loads(message["Body"])["detail"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    return EventBridgeExportRequests(events, moto_cloud.event_bus), queued
+
+
+def test_every_part_of_a_version_is_queued_and_only_for_its_own_tenant(part_requests):
+    requests, queued = part_requests
+    # When 23 parts are queued (more than one PutEvents call takes)
+    details = [
+        {"tenant": "acme", "export_id": "20261001-monthly", "version": 1, "part": p} for p in range(1, 24)
+    ]
+    requests.parts_requested(ACME, details)
+    # Then every one of them is queued, once
+    assert sorted(d["part"] for d in queued()) == list(range(1, 24))
+    # and a detail of another tenant is refused, nothing queued
+    with pytest.raises(ValueError):
+        requests.parts_requested(ACME, [{**details[0], "tenant": "acme-corp"}])
+    assert queued() == []
+
+
+def test_the_files_of_a_version_in_parts_are_left_to_its_manifest(index):
+    # Given an export whose version 2 was rendered in 3 parts (version 1 in one)
+    parted = replace(version(2), parts=3)
+    stored = replace(
+        export("20261001-monthly", date(2026, 10, 1), date(2026, 10, 31)), versions=(version(1), parted)
+    )
+    index.create(ACME, stored)
+    # Then the index keeps version 1's files, and of version 2 its parts and manifest only
+    v1, v2 = index.get(ACME, stored.id).versions
+    assert v1.files == version(1).files and v1.parts == 1
+    assert (v2.files, v2.parts, v2.manifest_key) == ((), 3, parted.manifest_key)

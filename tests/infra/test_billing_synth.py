@@ -14,8 +14,10 @@ from hemera.definitions import (
     BILLING_EXPORTS_FUNCTION,
     BILLING_SOURCE,
     EXPORT_REQUESTED,
+    EXPORT_REQUESTS_CONCURRENCY,
     EXPORT_REQUESTS_QUEUE,
     EXPORTS_DUE_SCHEDULE,
+    READINGS_TABLE,
     RESTATEMENTS_SCHEDULE,
     SERIES_VALIDATED,
     VEE_SOURCE,
@@ -131,6 +133,8 @@ def test_export_requests_reach_their_own_queue_and_the_function_takes_one_at_a_t
             "FunctionName": {"Ref": logical_id(billing.function)},
             "BatchSize": 1,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            # the parts of a large version render side by side, ten at a time
+            "ScalingConfig": {"MaximumConcurrency": EXPORT_REQUESTS_CONCURRENCY},
         },
     )
     # A render may take the function's whole timeout: SQS hides the message six times as long,
@@ -177,6 +181,27 @@ def test_the_function_writes_export_objects_and_the_portal_only_reads_them(
         assert not any("s3:DeleteObject" in _actions(s) or _actions(s) == {"s3:*"} for s in statements)
     function_statements = _statements(template, hemera_stack.billing.function.role, logical_id)
     assert any("events:PutEvents" in _actions(s) for s in function_statements)
+
+
+def test_the_function_records_parts_with_conditional_updates_of_the_readings_table(
+    template: Template, hemera_stack: HemeraStack, logical_id: Any
+) -> None:
+    # A version in parts: each part is recorded with UpdateItem (ADD to the set of parts done, on
+    # condition), and the part messages are put on the bus by the function itself.
+    table = logical_id(hemera_stack.storage.table(READINGS_TABLE))
+    statements = _statements(template, hemera_stack.billing.function.role, logical_id)
+    on_table = [
+        s
+        for s in statements
+        if any(isinstance(r, dict) and r.get("Fn::GetAtt", [None])[0] == table for r in _resources(s))
+    ]
+    assert "dynamodb:UpdateItem" in {a for s in on_table for a in _actions(s)}
+    assert not any("dynamodb:DeleteItem" in _actions(s) or "dynamodb:*" in _actions(s) for s in on_table)
+
+
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    resources = statement["Resource"]
+    return resources if isinstance(resources, list) else [resources]
 
 
 def test_the_portal_may_put_only_export_requested_for_its_export_routes(

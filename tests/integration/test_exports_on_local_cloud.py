@@ -8,10 +8,12 @@ pending restatement until the restatements job makes exactly one new version of 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
@@ -29,6 +31,7 @@ from hemera.domain.final_series import (
 )
 from hemera.domain.readings import Channel
 from hemera.domain.tenancy import TenantContext
+from hemera.services.exports import record_restatements, restate_pending
 from hemera.wiring import export_ports
 from hemera_local import identity
 from hemera_local.cloud import LocalCloud
@@ -189,6 +192,18 @@ def test_an_on_demand_request_is_accepted_and_becomes_ready_through_the_billing_
     assert Decimal(file["totals"]["active_import_kWh"]) == final.total()
 
 
+def unsigned(export: dict[str, Any]) -> list[dict[str, Any]]:
+    """An export's versions without their pre-signed URLs (signed anew, with their own expiry,
+    at every request)."""
+    return [
+        {
+            **{k: v for k, v in version.items() if k != "manifest_url"},
+            "files": [{k: v for k, v in f.items() if k != "download_url"} for f in version["files"]],
+        }
+        for version in export["versions"]
+    ]
+
+
 def test_late_data_of_an_exported_day_makes_exactly_one_new_version_when_the_job_runs(
     local_cloud: LocalCloud, api_keys: dict[str, str], scheduled_export: tuple[str, date, FinalDay]
 ) -> None:
@@ -206,10 +221,7 @@ def test_late_data_of_an_exported_day_makes_exactly_one_new_version_when_the_job
     # Then the billing function records it as pending (rule, queue, bridge) without a new version
     pending = eventually(lambda: ports.restatements.pending(ctx), lambda found: export_id in found)
     assert [(c.local_day, c.version) for c in pending[export_id]] == [(day, 2)]
-    assert (
-        get(local_cloud, api_keys[TENANT], f"/v1/exports/{export_id}").json()["versions"]
-        == before["versions"]
-    )
+    assert unsigned(get(local_cloud, api_keys[TENANT], f"/v1/exports/{export_id}").json()) == unsigned(before)
     # When the restatements job runs (as the scheduler fires it every 15 minutes)
     result = local_cloud.run_schedule(RESTATEMENTS_SCHEDULE.name)
     # Then the export has exactly one new version, for the late data, with the day's new total
@@ -230,3 +242,41 @@ def test_late_data_of_an_exported_day_makes_exactly_one_new_version_when_the_job
     assert (
         f"{export_id}@v{number + 1}" not in local_cloud.run_schedule(RESTATEMENTS_SCHEDULE.name)["restated"]
     )
+
+
+def test_a_restatement_in_parts_is_finished_by_the_billing_function_through_the_requests_queue(
+    local_cloud: LocalCloud, api_keys: dict[str, str], scheduled_export: tuple[str, date, FinalDay]
+) -> None:
+    export_id, day, _ = scheduled_export
+    assert local_cloud.settings
+    ports, ctx = export_ports(local_cloud.settings), TenantContext(TENANT)
+    before = ports.index.get(ctx, export_id)
+    assert before is not None and before.latest_version is not None and len(before.meters) > 1
+    # Given an operator's edit of the exported day, recorded as pending
+    version = 2  # the day's next final version (the late data above stored version 2)
+    while ports.final_series.final_day_version(ctx, METER, Channel.ACTIVE_IMPORT, day, version):
+        version += 1
+    edited = final_day(local_cloud, day, "3", version=version, cause="edit")
+    ports.final_series.save(ctx, [edited])  # type: ignore[attr-defined]
+    change = FinalDayChange(METER, Channel.ACTIVE_IMPORT, day, version, version - 1, "edit")
+    record_restatements(ports, TENANT, [change])
+    # When the restatements job starts the next version in parts of one meter-day (one a meter)
+    outcome = restate_pending(dataclasses.replace(ports, part_meter_days=1), ctx, datetime.now(UTC))
+    (started,) = [e for e in outcome.rendering if e.id == export_id]
+    assert started.rendering is not None and started.rendering.parts == len(before.meters)
+    # Then the local cloud delivers each part message (rule, requests queue, poller) to the billing
+    # function, and the delivery of the last part makes the version current
+    number = before.latest_version + 1
+    eventually(
+        lambda: ports.index.get(ctx, export_id), lambda e: e is not None and e.latest_version == number
+    )
+    after = get(local_cloud, api_keys[TENANT], f"/v1/exports/{export_id}").json()
+    newest = after["versions"][-1]
+    assert (newest["version"], newest["reason"]) == (number, "edit")
+    # with one CSV per part, each downloadable byte for byte as listed
+    assert len(newest["files"]) == len(before.meters)
+    for file in newest["files"]:
+        body = requests.get(file["download_url"], timeout=10)
+        assert body.status_code == 200 and hashlib.sha256(body.content).hexdigest() == file["sha256"]
+    # and the edit is no longer pending
+    assert export_id not in ports.restatements.pending(ctx)

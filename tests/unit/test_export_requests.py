@@ -1,10 +1,11 @@
-"""On-demand exports with the in-memory ports: a request is validated, held to the meter-day cap
-one invocation of the billing function can render, indexed `pending` and queued as
-`ExportRequested`; rendering it makes version 1 (`ready`) once, and a request whose queueing
-fails is marked `failed` instead of staying pending forever."""
+"""On-demand exports with the in-memory ports: a request is validated (a period of at most 62
+days, any number of meters), indexed `pending` and queued as `ExportRequested`; rendering it
+makes version 1 (`ready`) once — in parts when it is larger than one invocation renders — and a
+request whose queueing fails is marked `failed` instead of staying pending forever."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,8 +27,10 @@ from hemera.domain.tenancy import TenantContext
 from hemera.ports.exports import ExportState
 from hemera.services.access import Caller, Role
 from hemera.services.exports import (
-    MAX_ON_DEMAND_METER_DAYS,
+    MAX_EXPORT_DAYS,
     ExportPorts,
+    RenderFailed,
+    render_export_part,
     render_requested_export,
     request_export,
 )
@@ -37,7 +40,7 @@ OPERATOR = Caller(CTX, None, Role.OPERATOR)
 NOW = datetime(2026, 11, 3, 9, tzinfo=UTC)
 
 
-def ports_with_meters(count: int, requests: Any = None) -> ExportPorts:
+def ports_with_meters(count: int, requests: Any = None, part_meter_days: int = 10_000) -> ExportPorts:
     registry = MemoryRegistry()
     registry.put_tenant(Tenant("acme", "Acme Power", "AU", "Australia/Sydney"))
     registry.put_meters(
@@ -52,6 +55,7 @@ def ports_with_meters(count: int, requests: Any = None) -> ExportPorts:
         schedules=MemoryExportSchedules(),
         requests=requests or MemoryExportRequests(),
         restatements=MemoryPendingRestatements(),
+        part_meter_days=part_meter_days,
     )
 
 
@@ -68,17 +72,76 @@ def test_a_request_is_indexed_pending_and_queued_then_rendered_once():
     assert [d["version"] for d in ports.events.details] == [1]  # type: ignore[attr-defined]
 
 
-def test_a_request_beyond_the_meter_day_cap_is_refused_before_anything_is_written():
-    meters = MAX_ON_DEMAND_METER_DAYS // 31 + 1  # one meter too many for a 31-day month
-    ports = ports_with_meters(meters)
-    with pytest.raises(InvalidQuery, match="meter-days"):
-        request_export(ports, OPERATOR, "user:otto", {"format": "csv", "period": "2026-10"}, NOW)
-    assert ports.index.list(CTX, None, 10).items == []
-    # the same meters for one day are within the cap
-    fits = request_export(
-        ports, OPERATOR, "user:otto", {"format": "csv", "from": "2026-10-01", "to": "2026-10-02"}, NOW
-    )
-    assert fits.state is ExportState.PENDING and len(fits.meters) == meters
+def test_a_request_of_many_meters_is_accepted_but_not_a_period_beyond_the_cap():
+    # Given a tenant of 500 meters (the old cap was 800 meter-days: 25 meters for a month)
+    ports = ports_with_meters(500)
+    # When an operator asks for October, Then it is accepted: it will be rendered in parts
+    export = request_export(ports, OPERATOR, "user:otto", {"format": "csv", "period": "2026-10"}, NOW)
+    assert export.state is ExportState.PENDING and len(export.meters) == 500
+    # but a period longer than two billing months is still refused, before anything is written
+    with pytest.raises(InvalidQuery, match=f"at most {MAX_EXPORT_DAYS} days"):
+        request_export(
+            ports, OPERATOR, "user:otto", {"format": "csv", "from": "2026-10-01", "to": "2026-12-03"}, NOW
+        )
+    assert [e.id for e in ports.index.list(CTX, None, 10).items] == [export.id]
+
+
+def test_a_request_larger_than_a_part_is_queued_in_parts_and_the_last_part_finishes_it():
+    # Given 100 meters and parts of at most 40 meters x 31 days
+    ports = ports_with_meters(100, part_meter_days=40 * 31)
+    export = request_export(ports, OPERATOR, "user:otto", {"format": "csv", "period": "2026-10"}, NOW)
+    # When the billing function takes the request
+    started = render_requested_export(ports, "acme", export.id, NOW)
+    # Then it renders nothing itself but queues three parts of version 1 (40 + 40 + 20 meters)
+    assert started is not None and started.rendering is not None
+    assert (started.rendering.parts, started.rendering.meters_per_part) == (3, 40)
+    parts = ports.requests.details[1:]  # type: ignore[attr-defined]
+    assert parts == [{"tenant": "acme", "export_id": export.id, "version": 1, "part": p} for p in (1, 2, 3)]
+    # and a redelivered request queues nothing more
+    assert render_requested_export(ports, "acme", export.id, NOW) is None
+    assert len(ports.requests.details) == 4  # type: ignore[attr-defined]
+    # When parts 3 and 1 are rendered, Then the export is still pending and nothing is announced
+    for part in (3, 1):
+        assert render_export_part(ports, "acme", export.id, 1, part, NOW) is not None
+    assert ports.index.get(CTX, export.id).state is ExportState.PENDING
+    assert ports.events.details == []  # type: ignore[attr-defined]
+    # When part 1 is delivered again, Then it is skipped (recorded already)
+    assert render_export_part(ports, "acme", export.id, 1, 1, NOW) is None
+    # When the last part is rendered, Then version 1 is ready with one CSV per part
+    ready = render_export_part(ports, "acme", export.id, 1, 2, NOW)
+    assert ready is not None and (ready.state, ready.latest_version) == (ExportState.READY, 1)
+    assert [(f.part, f.name) for f in ready.latest.files] == [
+        (p, f"acme_20261001_20261031_v1_part-{p:04d}.csv") for p in (1, 2, 3)
+    ]
+    assert [f.rows for f in ready.latest.files] == [0, 0, 0]  # no final data stored: headers only
+    # and it is announced once, even when the last part is delivered again
+    assert render_export_part(ports, "acme", export.id, 1, 2, NOW) is None
+    assert [(d["version"], d["file_count"]) for d in ports.events.details] == [(1, 3)]  # type: ignore[attr-defined]
+
+
+class BrokenFiles(MemoryExportFiles):
+    def put(self, ctx: TenantContext, key: str, content: bytes, content_type: str) -> None:
+        raise OSError("the bucket is gone")
+
+
+def test_a_part_that_fails_its_last_attempt_fails_the_export():
+    # Given a request started in two parts
+    ports = ports_with_meters(2, part_meter_days=31)
+    export = request_export(ports, OPERATOR, "user:otto", {"format": "csv", "period": "2026-10"}, NOW)
+    render_requested_export(ports, "acme", export.id, NOW)
+    broken = dataclasses.replace(ports, files=BrokenFiles())
+    # When part 1 cannot be written, Then an attempt that is not the last raises for a retry
+    with pytest.raises(RenderFailed):
+        render_export_part(broken, "acme", export.id, 1, 1, NOW, last_attempt=False)
+    assert ports.index.get(CTX, export.id).state is ExportState.PENDING
+    # When its last attempt fails too, Then the export is failed with the part and the reason
+    failed = render_export_part(broken, "acme", export.id, 1, 1, NOW, last_attempt=True)
+    assert failed is not None and failed.state is ExportState.FAILED
+    assert ports.index.get(CTX, export.id).failure == "part 1: rendering failed on every attempt (OSError)"
+    # and part 2 arriving afterwards does nothing: no version, no announcement
+    assert render_export_part(ports, "acme", export.id, 1, 2, NOW) is None
+    assert ports.index.get(CTX, export.id).latest_version is None
+    assert ports.events.details == []  # type: ignore[attr-defined]
 
 
 class RefusingBus:

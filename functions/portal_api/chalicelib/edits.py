@@ -36,9 +36,7 @@ Route = Callable[..., Callable[[View], View]]
 def _ports() -> VeePorts:
     """The tenant's data through its session; `FinalDaysChanged` with the API's own role, which
     may put events on the bus (a tenant session may not)."""
-    return replace(
-        vee_ports(scope.settings()), announcer=final_days_announcer(scope.base_settings())
-    )
+    return replace(vee_ports(scope.settings()), announcer=final_days_announcer(scope.base_settings()))
 
 
 def final_series() -> FinalSeriesReader:

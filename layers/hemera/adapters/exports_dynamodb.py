@@ -21,8 +21,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PutError
+from pynamodb.attributes import NumberAttribute, NumberSetAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.models import Model
 
 from hemera.adapters.dynamodb import bind_model
@@ -36,6 +36,7 @@ from hemera.ports.exports import (
     ChannelDiff,
     Export,
     ExportedFile,
+    ExportRendering,
     ExportState,
     ExportVersion,
     index_view,
@@ -60,6 +61,10 @@ class ExportRecord(Model):
     # (they were all written at once: ready).
     state = UnicodeAttribute(null=True)
     document = UnicodeAttribute()  # JSON (`export_document`)
+    # A version rendered in parts: its number, and the parts recorded so far (added one at a
+    # time by conditional updates, so the delivery that records the last one knows it is last).
+    rendering_version = NumberAttribute(null=True)
+    parts_done = NumberSetAttribute(null=True)
 
 
 @cache
@@ -125,6 +130,17 @@ def export_document(export: Export) -> dict[str, Any]:
         "schedule_id": export.schedule_id,
         "requested_by": export.requested_by,
         "meters": list(export.meters),
+        "rendering": (
+            {
+                "version": export.rendering.version,
+                "parts": export.rendering.parts,
+                "meters_per_part": export.rendering.meters_per_part,
+                "reason": export.rendering.reason,
+                "created_at": export.rendering.created_at.isoformat(),
+            }
+            if export.rendering is not None
+            else None
+        ),
         "versions": [
             {
                 "version": v.version,
@@ -132,6 +148,7 @@ def export_document(export: Export) -> dict[str, Any]:
                 "reason": v.reason,
                 "manifest_key": v.manifest_key,
                 "source_digest": v.source_digest,
+                "parts": v.parts,
                 "files": [
                     {
                         "name": f.name,
@@ -142,6 +159,7 @@ def export_document(export: Export) -> dict[str, Any]:
                         "size": f.size,
                         "rows": f.rows,
                         "totals": _decimals(f.totals),
+                        "part": f.part,
                     }
                     for f in v.files
                 ],
@@ -155,7 +173,20 @@ def export_document(export: Export) -> dict[str, Any]:
     }
 
 
-def export_of_document(doc: dict[str, Any]) -> Export:
+def _rendering(doc: dict[str, Any] | None, parts_done: set[float] | None) -> ExportRendering | None:
+    if doc is None:
+        return None
+    return ExportRendering(
+        version=doc["version"],
+        parts=doc["parts"],
+        meters_per_part=doc["meters_per_part"],
+        reason=doc["reason"],
+        created_at=datetime.fromisoformat(doc["created_at"]),
+        parts_done=frozenset(int(p) for p in parts_done or ()),
+    )
+
+
+def export_of_document(doc: dict[str, Any], parts_done: set[float] | None = None) -> Export:
     return Export(
         tenant_id=doc["tenant"],
         id=doc["id"],
@@ -172,6 +203,7 @@ def export_of_document(doc: dict[str, Any]) -> Export:
                 reason=v["reason"],
                 manifest_key=v["manifest_key"],
                 source_digest=v["source_digest"],
+                parts=v.get("parts", 1),
                 files=tuple(
                     ExportedFile(
                         name=f["name"],
@@ -182,6 +214,7 @@ def export_of_document(doc: dict[str, Any]) -> Export:
                         size=f["size"],
                         rows=f["rows"],
                         totals={k: Decimal(t) for k, t in f["totals"].items()},
+                        part=f.get("part", 1),
                     )
                     for f in v["files"]
                 ),
@@ -195,7 +228,12 @@ def export_of_document(doc: dict[str, Any]) -> Export:
         state=ExportState(doc.get("state", ExportState.READY)),
         requested_at=datetime.fromisoformat(doc["requested_at"]) if doc.get("requested_at") else None,
         failure=doc.get("failure"),
+        rendering=_rendering(doc.get("rendering"), parts_done),
     )
+
+
+def _export_of_record(record: ExportRecord) -> Export:
+    return export_of_document(json.loads(record.document), record.parts_done)
 
 
 class DynamoExportIndex:
@@ -215,6 +253,8 @@ class DynamoExportIndex:
             latest_version=export.latest_version or 0,
             state=export.state.value,
             document=json.dumps(export_document(index_view(export)), separators=(",", ":")),
+            # parts are recorded by `record_part` only: a put starts a rendering with none
+            rendering_version=export.rendering.version if export.rendering is not None else None,
         )
 
     def create(self, ctx: TenantContext, export: Export) -> None:
@@ -239,13 +279,44 @@ class DynamoExportIndex:
         except PutError as exc:
             raise ConcurrentUpdate(f"export {export.id} is no longer at version {expected_version}") from exc
 
+    def start_rendering(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
+        if export.rendering is None:
+            raise ValueError("start_rendering needs the rendering to record")
+        not_failed = (self._record.state != ExportState.FAILED.value) | self._record.state.does_not_exist()
+        try:
+            self._to_record(ctx, export).save(
+                condition=(self._record.latest_version == expected_version)
+                & not_failed
+                & self._record.rendering_version.does_not_exist()
+            )
+        except PutError as exc:
+            raise ConcurrentUpdate(
+                f"export {export.id} is not at version {expected_version} or renders"
+            ) from exc
+
+    def record_part(self, ctx: TenantContext, export_id: str, version: int, part: int) -> int:
+        record = self._record(ctx.index_pk(), EXPORT_SK_PREFIX + validate_id(export_id, "export"))
+        try:
+            # One atomic update: DynamoDB applies concurrent ones one after the other, so exactly
+            # one caller sees the set complete.
+            record.update(
+                actions=[self._record.parts_done.add({part})],
+                condition=(self._record.rendering_version == version)
+                & ~self._record.parts_done.contains(part),
+            )
+        except UpdateError as exc:
+            raise ConcurrentUpdate(
+                f"part {part} of {export_id} v{version} is recorded or not rendering"
+            ) from exc
+        return len(record.parts_done or ())
+
     def get(self, ctx: TenantContext, export_id: str) -> Export | None:
         sk = EXPORT_SK_PREFIX + validate_id(export_id, "export")
         try:
             record = self._record.get(ctx.index_pk(), sk, consistent_read=True)
         except self._record.DoesNotExist:
             return None
-        return export_of_document(json.loads(record.document))
+        return _export_of_record(record)
 
     def list(self, ctx: TenantContext, cursor: str | None, limit: int) -> Page[Export]:
         pk = ctx.index_pk()
@@ -262,7 +333,7 @@ class DynamoExportIndex:
                 last_evaluated_key=start,
             )
         )
-        items = [export_of_document(json.loads(r.document)) for r in records[:limit]]
+        items = [_export_of_record(r) for r in records[:limit]]
         return Page(items, items[-1].id if len(records) > limit else None)
 
     def overlapping(self, ctx: TenantContext, first: date, last: date) -> Sequence[Export]:
@@ -271,7 +342,7 @@ class DynamoExportIndex:
         low = EXPORT_SK_PREFIX + f"{first - timedelta(days=LONGEST_PERIOD_DAYS):%Y%m%d}"
         high = EXPORT_SK_PREFIX + f"{last:%Y%m%d}~"
         records = self._record.query(ctx.index_pk(), self._record.sk.between(low, high))
-        found = [export_of_document(json.loads(r.document)) for r in records]
+        found = [_export_of_record(r) for r in records]
         return sorted(
             (e for e in found if e.period_start <= last and e.period_end >= first), key=lambda e: e.id
         )

@@ -4,7 +4,7 @@ tests run both)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +47,37 @@ class MemoryExportIndex:
         ):
             raise ConcurrentUpdate(f"export {export.id} is no longer at version {expected_version}")
         self._items[key] = index_view(export)
+
+    def start_rendering(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
+        key = (ctx.tenant_id, validate_id(export.id, "export"))
+        stored = self._items.get(key)
+        if export.rendering is None:
+            raise ValueError("start_rendering needs the rendering to record")
+        if (
+            stored is None
+            or stored.state is ExportState.FAILED
+            or (stored.latest_version or 0) != expected_version
+            or stored.rendering is not None
+        ):
+            raise ConcurrentUpdate(f"export {export.id} is not at version {expected_version} or renders")
+        self._items[key] = index_view(
+            replace(export, rendering=replace(export.rendering, parts_done=frozenset()))
+        )
+
+    def record_part(self, ctx: TenantContext, export_id: str, version: int, part: int) -> int:
+        key = (ctx.tenant_id, validate_id(export_id, "export"))
+        stored = self._items.get(key)
+        rendering = stored.rendering if stored is not None else None
+        if (
+            stored is None
+            or rendering is None
+            or rendering.version != version
+            or part in rendering.parts_done
+        ):
+            raise ConcurrentUpdate(f"part {part} of {export_id} v{version} is recorded or not rendering")
+        done = rendering.parts_done | {part}
+        self._items[key] = replace(stored, rendering=replace(rendering, parts_done=done))
+        return len(done)
 
     def get(self, ctx: TenantContext, export_id: str) -> Export | None:
         return self._items.get((ctx.tenant_id, validate_id(export_id, "export")))
@@ -101,6 +132,11 @@ class MemoryExportRequests:
         if detail.get("tenant") != ctx.tenant_id:
             raise ValueError("an event carries its own tenant")
         self.details.append(detail)
+
+    def parts_requested(self, ctx: TenantContext, details: Sequence[dict[str, Any]]) -> None:
+        if any(d.get("tenant") != ctx.tenant_id for d in details):
+            raise ValueError("an event carries its own tenant")
+        self.details += details
 
 
 def change_key(change: FinalDayChange) -> tuple[str, str, str, int]:

@@ -4,6 +4,7 @@ download URLs, and `ExportWritten` / `ExportRequested` events on the platform bu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from hemera.definitions import BILLING_SOURCE, EXPORT_REQUESTED, EXPORT_WRITTEN
@@ -50,23 +51,35 @@ class S3ExportFiles:
         return url
 
 
+# PutEvents takes at most ten entries a call.
+PUT_EVENTS_ENTRIES = 10
+
+
+def _put_billing_events(
+    events: Any, bus: str, ctx: TenantContext, detail_type: str, details: Sequence[dict[str, Any]]
+) -> None:
+    if any(detail.get("tenant") != ctx.tenant_id for detail in details):
+        raise ValueError("an event carries its own tenant")
+    for start in range(0, len(details), PUT_EVENTS_ENTRIES):
+        response = events.put_events(
+            Entries=[
+                {
+                    "EventBusName": bus,
+                    "Source": BILLING_SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                }
+                for detail in details[start : start + PUT_EVENTS_ENTRIES]
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused {response['FailedEntryCount']} {detail_type} event(s)")
+
+
 def _put_billing_event(
     events: Any, bus: str, ctx: TenantContext, detail_type: str, detail: dict[str, Any]
 ) -> None:
-    if detail.get("tenant") != ctx.tenant_id:
-        raise ValueError("an event carries its own tenant")
-    response = events.put_events(
-        Entries=[
-            {
-                "EventBusName": bus,
-                "Source": BILLING_SOURCE,
-                "DetailType": detail_type,
-                "Detail": json.dumps(detail),
-            }
-        ]
-    )
-    if response.get("FailedEntryCount"):
-        raise RuntimeError(f"EventBridge refused the {detail_type} event")
+    _put_billing_events(events, bus, ctx, detail_type, [detail])
 
 
 class EventBridgeExportEvents:
@@ -86,3 +99,9 @@ class EventBridgeExportRequests:
 
     def requested(self, ctx: TenantContext, detail: dict[str, Any]) -> None:
         _put_billing_event(self._events, self._bus, ctx, EXPORT_REQUESTED, detail)
+
+    def parts_requested(self, ctx: TenantContext, details: Sequence[dict[str, Any]]) -> None:
+        # Put by the billing function (its role may put any event on the bus); a refused entry
+        # fails the call, and the caller marks the export failed (parts are idempotent, so
+        # queueing all of them again would be safe too).
+        _put_billing_events(self._events, self._bus, ctx, EXPORT_REQUESTED, details)

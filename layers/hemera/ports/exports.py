@@ -11,7 +11,11 @@ under `tenants/<tenant>/exports/<export id>/v<version>/`, so earlier versions st
 
 An on-demand export is indexed `pending` (no version) when the portal accepts it, announced as
 `ExportRequested`, and becomes `ready` (version 1) or `failed` (with the problem) when the billing
-function has rendered it. Restatements are debounced: the changed final days inside an export's
+function has rendered it. A version of more meter-days than one invocation renders within its
+memory and time is rendered in *parts* (`ExportRendering`): the index records the version as
+rendering with its part count, one message per part goes to the requests queue, each part writes
+its own files and records itself (`ExportIndex.record_part`), and the delivery that records the
+last part writes the manifest and makes the version current. Restatements are debounced: the changed final days inside an export's
 period wait as *pending restatements* (readings table, beside the index) until the restatements
 job renders one version per export with all of them.
 """
@@ -52,6 +56,8 @@ class ExportedFile:
     totals: dict[str, Decimal] = field(default_factory=dict)
     # Meters of the export the file leaves out, and why (NEM12: `no_nmi`, `duplicate_nmi`).
     skipped: tuple[SkippedMeter, ...] = ()
+    # The part of the version the file belongs to (1 when the version has a single part).
+    part: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,27 @@ class ExportVersion:
     # sha256 over the (meter, channel, day, final version) the version was computed from: a
     # restatement whose sources did not move (a redelivered event) adds no version.
     source_digest: str = ""
+    # How many parts it was rendered in. The index keeps the files of a version of one part only:
+    # a version in parts may have thousands (a DynamoDB item holds 400 KB), its manifest has them.
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRendering:
+    """A version being rendered in parts: `parts` parts of at most `meters_per_part` meters of
+    the export (in its meter order), the parts recorded so far, and what the version will say
+    (`reason`, `created_at`: the time its files carry, so a redelivered part writes equal bytes)."""
+
+    version: int
+    parts: int
+    meters_per_part: int
+    reason: str
+    created_at: datetime
+    parts_done: frozenset[int] = frozenset()
+
+    @property
+    def complete(self) -> bool:
+        return len(self.parts_done) >= self.parts
 
 
 class ExportState(StrEnum):
@@ -117,7 +144,10 @@ class Export:
     state: ExportState = ExportState.READY
     # When it was asked for (on demand) — None for exports written at once (schedules).
     requested_at: datetime | None = None
-    failure: str | None = None  # the problem, when failed
+    failure: str | None = None  # the problem, when failed (or when a restatement failed)
+    # The version being rendered in parts, if any (a pending export's first one, or a
+    # restatement of a ready export, which stays downloadable at its latest version meanwhile).
+    rendering: ExportRendering | None = None
 
     @property
     def latest(self) -> ExportVersion:
@@ -145,6 +175,19 @@ class ExportIndex(Protocol):
     def add_version(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
         """Replace the stored export by `export` (one more version), only if the stored one is
         still at `expected_version` (else ConcurrentUpdate)."""
+        ...
+
+    def start_rendering(self, ctx: TenantContext, export: Export, expected_version: int) -> None:
+        """Replace the stored export by `export`, whose `rendering` is set, only if the stored one
+        is at `expected_version` (0: pending, no version yet), not failed, and renders nothing
+        (else ConcurrentUpdate: another run started it)."""
+        ...
+
+    def record_part(self, ctx: TenantContext, export_id: str, version: int, part: int) -> int:
+        """Record `part` of the rendering `version` as written, atomically; return how many of
+        its parts are recorded now (the caller that sees all of them finishes the version).
+        ConcurrentUpdate if the part is recorded already (a redelivery) or the export is not
+        rendering `version` (finished, failed)."""
         ...
 
     def get(self, ctx: TenantContext, export_id: str) -> Export | None: ...
@@ -182,6 +225,11 @@ class ExportRequests(Protocol):
         the rule forwards it to the billing function's requests queue)."""
         ...
 
+    def parts_requested(self, ctx: TenantContext, details: Sequence[dict[str, Any]]) -> None:
+        """Queue the parts of a version (`ExportRequested` with `version` and `part` in each
+        detail, the same rule and queue), in as few calls as the bus allows."""
+        ...
+
 
 class PendingRestatements(Protocol):
     """Changed final days waiting to restate an export (debounce): recorded as `FinalDaysChanged`
@@ -203,8 +251,12 @@ class PendingRestatements(Protocol):
 
 def index_view(export: Export) -> Export:
     """What the index keeps of an export: everything but the per meter/channel totals (those can
-    run to thousands of entries; the manifest in S3 holds them)."""
-    return replace(export, versions=tuple(replace(v, totals=()) for v in export.versions))
+    run to thousands of entries; the manifest in S3 holds them) and the files of a version in
+    parts (as many; its manifest lists them)."""
+    return replace(
+        export,
+        versions=tuple(replace(v, totals=(), files=v.files if v.parts == 1 else ()) for v in export.versions),
+    )
 
 
 class ExportScheduleStore(Protocol):

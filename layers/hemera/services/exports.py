@@ -14,6 +14,19 @@
   announces `ExportRequested`; the billing function renders it (`render_requested_export`) into
   version 1 (`ready`) or marks it `failed` with the problem. A ready or failed export is never
   rendered again, so a redelivered request does nothing.
+- **Parts.** A version of more than `PART_METER_DAYS` meter-days is rendered in parts: the
+  export's meters (in their stable order) split into parts of at most that many meter-days. The
+  run that makes the version (the due job, an on-demand request, the restatements job) records
+  it as rendering with its part count (`ExportIndex.start_rendering`) and queues one
+  `ExportRequested` per part (detail with `version` and `part`; the requests queue delivers one
+  a time). Each part loads only its meters' final days, writes its own file per format
+  (`…_part-0001.csv`; each a complete file: NEM12 with 100/900, ESPI a feed, the XML valid) and
+  a part record (files, totals) under `v<n>/_parts/`, then records itself with a conditional
+  update (`record_part`); the delivery that records the LAST part writes `manifest.json` (every
+  file, totals over all parts), makes the version current and announces `ExportWritten` — the
+  index's conditional update lets one delivery do it, once. A part that fails after its retries
+  fails the version (`failed` export; a failed restatement keeps the export at its version with
+  the problem, its changes pending). A version of one part is rendered inline, as before.
 - **Restatements, debounced.** A `FinalDaysChanged` batch whose days fall inside an exported
   period only records them as pending restatements of that export (`record_restatements`). The
   restatements job (`definitions.RESTATEMENTS_SCHEDULE`, every 15 minutes) renders ONE new version
@@ -45,7 +58,14 @@ from hemera.domain.errors import (
     InvalidTenantId,
     TenantNotFound,
 )
-from hemera.domain.exports import ExportFormat, ExportRequest, MeterExportData, RenderedFile, render
+from hemera.domain.exports import (
+    ExportFormat,
+    ExportRequest,
+    MeterExportData,
+    RenderedFile,
+    SkippedMeter,
+    render,
+)
 from hemera.domain.final_series import FinalDay, FinalDayChange
 from hemera.domain.readings import Channel
 from hemera.domain.registry import Meter, Tenant
@@ -62,6 +82,7 @@ from hemera.ports.exports import (
     ExportEvents,
     ExportFiles,
     ExportIndex,
+    ExportRendering,
     ExportRequests,
     ExportScheduleStore,
     ExportState,
@@ -76,20 +97,23 @@ from hemera.tenants import ExportSchedule, TenantDefinition
 # An on-demand export spans at most this many days (two billing months); restatements look this
 # far back for exports that may contain a changed day.
 MAX_EXPORT_DAYS = LONGEST_PERIOD_DAYS
-# An on-demand export holds at most this many meter-days (meters x days of the period): one
-# invocation of the billing function (1024 MB, 300 s) renders it. Rendering is asynchronous now,
-# so API Gateway's 29 s no longer bounds it, but memory does: measured on the dev machine, a
-# Green Button feed takes ~0.18 MB per meter-channel-day while it is built and the final days
-# ~0.04 MB, so a meter-day of four channels takes ~0.9 MB; 800 meter-days (25 meters for a month,
-# 800 meters for a day) stay within 1024 MB with a margin. Time is not the bound: all five
-# formats render ~130 meter-channel-days a second (~25 s for 800 meter-days of four channels).
-MAX_ON_DEMAND_METER_DAYS = 800
+# One invocation of the billing function (1024 MB, 300 s) renders at most this many meter-days
+# (meters x days of the period) of a version: a larger one is rendered in parts (one invocation
+# each), so no export is too large for the function. Measured with `tests/bench/exports.py` (200
+# meters x 31 days, four channels, all five formats, on in-process moto, 2-core dev machine under
+# load): a part of 496 meter-days (16 meters of a month) peaks at 415 MB of Python allocations
+# (tracemalloc, moto's own included: 0.84 MB a meter-day, an upper bound) and takes 42-49 s, of
+# which about a third is moto serving the final days (cProfile). So a part stays well inside
+# 1024 MB with the runtime's ~150 MB, and at Lambda's CPU share for 1024 MB (~0.6 vCPU) about a
+# minute; 5,000 meters for a month are ~313 parts.
+PART_METER_DAYS = 500
 # A Green Button download covers at most a year (ESPI's "Download My Data" use).
 MAX_GREEN_BUTTON_DAYS = 366
 DOWNLOAD_URL_SECONDS = 900
 REQUESTING_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
 MANIFEST_SCHEMA = "hemera.export-manifest/1"
 EVENT_DIFF_ENTRIES = 100
+EVENT_FILE_ENTRIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +126,8 @@ class ExportPorts:
     schedules: ExportScheduleStore
     requests: ExportRequests
     restatements: PendingRestatements
+    # The most meter-days one invocation renders (a parameter, so tests can ask for parts).
+    part_meter_days: int = PART_METER_DAYS
 
 
 # --- schedules ---------------------------------------------------------------------------------
@@ -228,7 +254,11 @@ def _render(
     last: date,
     version: int,
     now: datetime,
+    part: int | None = None,
+    other_nmis: frozenset[str] = frozenset(),
 ) -> _Rendered:
+    """The data of `meters` (the whole export, or one `part` of it: `other_nmis` are the NMIs
+    of its meters in other parts) and their totals and source digest."""
     data = []
     totals = []
     sources = []
@@ -258,6 +288,8 @@ def _render(
         created_at=now,
         version=version,
         meters=tuple(data),
+        part=part,
+        other_nmis=other_nmis,
     )
     digest = hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()
     return _Rendered(request, tuple(formats), tuple(totals), digest)
@@ -290,32 +322,52 @@ def manifest_document(export: Export, version: ExportVersion, timezone: str) -> 
             "timezone": timezone,
         },
         "meters": list(export.meters),
-        "files": [
-            {
-                "name": f.name,
-                "format": f.format,
-                "content_type": f.content_type,
-                "key": f.key,
-                "sha256": f.sha256,
-                "size": f.size,
-                "rows": f.rows,
-                "totals": {k: _number(v) for k, v in sorted(f.totals.items())},
-                "skipped": [{"meter_id": m.meter_id, "reason": m.reason} for m in f.skipped],
-            }
-            for f in version.files
-        ],
-        "totals": [
-            {
-                "meter_id": t.meter_id,
-                "channel": t.channel,
-                "total": _number(t.total),
-                "days": t.days,
-                "intervals": t.intervals,
-            }
-            for t in version.totals
-        ],
+        "parts": version.parts,
+        "files": [file_document(f) for f in version.files],
+        "totals": [_total_document(t) for t in version.totals],
         "diff": [diff_document(d) for d in version.diff],
         "source_digest": version.source_digest,
+    }
+
+
+def file_document(f: ExportedFile) -> dict[str, Any]:
+    """One file as a manifest (and a part record) lists it."""
+    return {
+        "part": f.part,
+        "name": f.name,
+        "format": f.format,
+        "content_type": f.content_type,
+        "key": f.key,
+        "sha256": f.sha256,
+        "size": f.size,
+        "rows": f.rows,
+        "totals": {k: _number(v) for k, v in sorted(f.totals.items())},
+        "skipped": [{"meter_id": m.meter_id, "reason": m.reason} for m in f.skipped],
+    }
+
+
+def file_of_document(doc: Mapping[str, Any]) -> ExportedFile:
+    return ExportedFile(
+        name=doc["name"],
+        format=doc["format"],
+        content_type=doc["content_type"],
+        key=doc["key"],
+        sha256=doc["sha256"],
+        size=int(doc["size"]),
+        rows=int(doc["rows"]),
+        totals={k: Decimal(v) for k, v in doc["totals"].items()},
+        skipped=tuple(SkippedMeter(m["meter_id"], m["reason"]) for m in doc.get("skipped", ())),
+        part=int(doc.get("part", 1)),
+    )
+
+
+def _total_document(t: ChannelTotal) -> dict[str, Any]:
+    return {
+        "meter_id": t.meter_id,
+        "channel": t.channel,
+        "total": _number(t.total),
+        "days": t.days,
+        "intervals": t.intervals,
     }
 
 
@@ -336,19 +388,10 @@ def totals_of_manifest(document: Mapping[str, Any]) -> tuple[ChannelTotal, ...]:
     )
 
 
-def _write_version(
-    ports: ExportPorts,
-    ctx: TenantContext,
-    tenant: Tenant,
-    export: Export,
-    rendered: _Rendered,
-    number: int,
-    reason: str,
-    now: datetime,
-    diff: tuple[ChannelDiff, ...] = (),
-) -> ExportVersion:
-    """Put the files and the manifest of one version; return the version (not yet indexed)."""
-    prefix = export_prefix(ctx, export.id, number)
+def _write_files(
+    ports: ExportPorts, ctx: TenantContext, prefix: str, rendered: _Rendered, part: int = 1
+) -> tuple[ExportedFile, ...]:
+    """Put the rendered files (one format at a time) under `prefix`; what the manifest lists."""
     files = []
     for name, file in rendered.files():
         key = prefix + file.name
@@ -364,23 +407,47 @@ def _write_version(
                 rows=file.rows,
                 totals=dict(file.totals),
                 skipped=file.skipped,
+                part=part,
             )
         )
         del file  # before the next format is rendered: one file in memory at a time
+    return tuple(files)
+
+
+def _put_manifest(
+    ports: ExportPorts, ctx: TenantContext, tenant: Tenant, export: Export, version: ExportVersion
+) -> None:
+    manifest = manifest_document(
+        replace(export, versions=(*export.versions, version)), version, tenant.timezone
+    )
+    ports.files.put(ctx, version.manifest_key, json.dumps(manifest, indent=2).encode(), "application/json")
+
+
+def _write_version(
+    ports: ExportPorts,
+    ctx: TenantContext,
+    tenant: Tenant,
+    export: Export,
+    rendered: _Rendered,
+    number: int,
+    reason: str,
+    now: datetime,
+    diff: tuple[ChannelDiff, ...] = (),
+) -> ExportVersion:
+    """Put the files and the manifest of one version rendered at once; return the version (not
+    yet indexed)."""
+    prefix = export_prefix(ctx, export.id, number)
     version = ExportVersion(
         version=number,
         created_at=now,
         reason=reason,
         manifest_key=prefix + MANIFEST_NAME,
-        files=tuple(files),
+        files=_write_files(ports, ctx, prefix, rendered),
         totals=rendered.totals,
         diff=diff,
         source_digest=rendered.source_digest,
     )
-    manifest = manifest_document(
-        replace(export, versions=(*export.versions, version)), version, tenant.timezone
-    )
-    ports.files.put(ctx, version.manifest_key, json.dumps(manifest, indent=2).encode(), "application/json")
+    _put_manifest(ports, ctx, tenant, export, version)
     return version
 
 
@@ -397,7 +464,12 @@ def written_detail(export: Export) -> dict[str, Any]:
         "period_start": export.period_start.isoformat(),
         "period_end": export.period_end.isoformat(),
         "manifest_key": latest.manifest_key,
-        "files": [{"name": f.name, "key": f.key, "sha256": f.sha256, "rows": f.rows} for f in latest.files],
+        # A version in many parts has many files: the first ones here, all of them in the manifest.
+        "files": [
+            {"name": f.name, "key": f.key, "sha256": f.sha256, "rows": f.rows}
+            for f in latest.files[:EVENT_FILE_ENTRIES]
+        ],
+        "file_count": len(latest.files),
         # An event entry is at most 256 KB: the first changes here, all of them in the manifest.
         "diff": [diff_document(d) for d in latest.diff[:EVENT_DIFF_ENTRIES]],
         "diff_count": len(latest.diff),
@@ -450,10 +522,258 @@ def create_export(
         meters=tuple(m.id for m in meters),
         versions=(),
     )
+    rendering = _plan(ports, export, 1, reason, now)
+    if rendering is not None:
+        # Too large for one invocation: indexed pending with its parts, which are queued.
+        export = replace(export, state=ExportState.PENDING, rendering=rendering)
+        ports.index.create(ctx, export)
+        _queue_parts(ports, ctx, export)
+        return export
     export = _first_version(ports, ctx, tenant, export, meters, reason, now, now)
     ports.index.create(ctx, export)
     ports.events.written(ctx, written_detail(export))
     return export
+
+
+# --- versions in parts ---------------------------------------------------------------------------
+PARTS_FOLDER = "_parts/"  # under a version's prefix: the part records (and a restatement's changes)
+
+
+def meters_per_part(days: int, part_meter_days: int) -> int:
+    """How many meters of a period of `days` days one part holds (at least one)."""
+    return max(1, part_meter_days // max(1, days))
+
+
+def _plan(
+    ports: ExportPorts, export: Export, version: int, reason: str, created_at: datetime
+) -> ExportRendering | None:
+    """The parts of a version of `export` (its meters, in their order, split into parts of at
+    most `ports.part_meter_days` meter-days), or None when one invocation renders it."""
+    days = (export.period_end - export.period_start).days + 1
+    per_part = meters_per_part(days, ports.part_meter_days)
+    parts = -(-len(export.meters) // per_part)
+    if parts <= 1:
+        return None
+    return ExportRendering(version, parts, per_part, reason, created_at)
+
+
+def part_detail(export: Export, version: int, part: int) -> dict[str, Any]:
+    """The detail of the `ExportRequested` event of one part of a version."""
+    return {"tenant": export.tenant_id, "export_id": export.id, "version": version, "part": part}
+
+
+def part_of_detail(detail: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(version, part) of an `ExportRequested` detail of a part, None for a whole request."""
+    if "part" not in detail:
+        return None
+    version, part = int(detail["version"]), int(detail["part"])
+    if version < 1 or part < 1:
+        raise ValueError(f"version {version} part {part}: both count from 1")
+    return version, part
+
+
+def _parts_prefix(ctx: TenantContext, export_id: str, version: int) -> str:
+    return export_prefix(ctx, export_id, version) + PARTS_FOLDER
+
+
+def _part_record_key(ctx: TenantContext, export_id: str, version: int, part: int) -> str:
+    return f"{_parts_prefix(ctx, export_id, version)}part-{part:04d}.json"
+
+
+def _changes_key(ctx: TenantContext, export_id: str, version: int) -> str:
+    return f"{_parts_prefix(ctx, export_id, version)}changes.json"
+
+
+def _queue_parts(ports: ExportPorts, ctx: TenantContext, export: Export) -> None:
+    """Queue every part of the export's rendering; if they cannot be queued, the rendering fails
+    (nothing else would ever render it) and the error is raised."""
+    rendering = export.rendering
+    assert rendering is not None
+    try:
+        ports.requests.parts_requested(
+            ctx, [part_detail(export, rendering.version, p) for p in range(1, rendering.parts + 1)]
+        )
+    except Exception:
+        _fail_rendering(ports, ctx, export, "its parts could not be queued")
+        raise
+
+
+def _fail_rendering(ports: ExportPorts, ctx: TenantContext, export: Export, problem: str) -> Export | None:
+    """End a rendering that cannot finish: a first version fails the export; a restatement
+    leaves the export at its version, with the problem (its changes stay pending). None when
+    another delivery ended it first."""
+    rendering = export.rendering
+    try:
+        if export.state is ExportState.PENDING or rendering is None or not export.versions:
+            failed = _failed(export, problem)
+            ports.index.complete(ctx, failed)
+            return failed
+        kept = replace(export, rendering=None, failure=f"version {rendering.version}: {problem}")
+        ports.index.add_version(ctx, kept, export.latest.version)
+        return kept
+    except ConcurrentUpdate:
+        return None
+
+
+def _render_part(
+    ports: ExportPorts, ctx: TenantContext, export: Export, rendering: ExportRendering, part: int
+) -> None:
+    """Render and write one part's files (its meters' final days only) and its record."""
+    tenant = _tenant(ports.registry, ctx)
+    by_id = {m.id: m for m in _all_meters(ports.registry, ctx)}
+    first = (part - 1) * rendering.meters_per_part
+    ids = export.meters[first : first + rendering.meters_per_part]
+    inside = set(ids)
+    other_nmis = frozenset(
+        nmi for m in export.meters if m not in inside and m in by_id and (nmi := by_id[m].nmi) is not None
+    )
+    rendered = _render(
+        ports,
+        ctx,
+        tenant,
+        export.formats,
+        [by_id[m] for m in ids if m in by_id],
+        export.period_start,
+        export.period_end,
+        rendering.version,
+        rendering.created_at,
+        part,
+        other_nmis,
+    )
+    files = _write_files(ports, ctx, export_prefix(ctx, export.id, rendering.version), rendered, part)
+    record = {
+        "part": part,
+        "files": [file_document(f) for f in files],
+        "totals": [_total_document(t) for t in rendered.totals],
+        "source_digest": rendered.source_digest,
+    }
+    ports.files.put(
+        ctx,
+        _part_record_key(ctx, export.id, rendering.version, part),
+        json.dumps(record, separators=(",", ":")).encode(),
+        "application/json",
+    )
+
+
+def render_export_part(
+    ports: ExportPorts,
+    tenant_id: str,
+    export_id: str,
+    version: int,
+    part: int,
+    now: datetime,
+    last_attempt: bool = True,
+) -> Export | None:
+    """Render one part of a version and record it; the delivery that records the last part
+    finishes the version (manifest, index, `ExportWritten`). Returns the export as this delivery
+    left it (still rendering, finished, or failed), or None when there was nothing to do: the
+    part is recorded already (a redelivery), or the export does not render that version. An
+    error a retry may not meet raises `RenderFailed` unless this is the `last_attempt`; a part
+    that cannot be rendered, or fails its last attempt, fails the version."""
+    ctx = TenantContext(tenant_id)
+    export = ports.index.get(ctx, export_id)
+    rendering = export.rendering if export is not None else None
+    if (
+        export is None
+        or rendering is None
+        or rendering.version != version
+        or not 1 <= part <= rendering.parts
+    ):
+        return None
+    if part in rendering.parts_done:
+        # A redelivery. If every part is recorded, the delivery that recorded the last one may
+        # have stopped before finishing: finish (the index lets only one finisher through).
+        return _finish_parts(ports, ctx, export, rendering) if rendering.complete else None
+    try:
+        _render_part(ports, ctx, export, rendering, part)
+    except (HemeraError, ValueError) as error:  # the part itself cannot be rendered
+        return _fail_rendering(ports, ctx, export, f"part {part}: {type(error).__name__}: {error}")
+    except Exception as error:
+        if not last_attempt:
+            raise RenderFailed(f"export {export_id} of {tenant_id}, part {part}: {error!r}") from error
+        return _fail_rendering(
+            ports, ctx, export, f"part {part}: rendering failed on every attempt ({type(error).__name__})"
+        )
+    try:
+        done = ports.index.record_part(ctx, export_id, version, part)
+    except ConcurrentUpdate:
+        return None  # a concurrent delivery recorded it, or the version ended meanwhile
+    recorded = replace(rendering, parts_done=rendering.parts_done | {part})
+    if done < rendering.parts:
+        return replace(export, rendering=recorded)
+    return _finish_parts(ports, ctx, export, recorded)
+
+
+def _finish_parts(
+    ports: ExportPorts, ctx: TenantContext, export: Export, rendering: ExportRendering
+) -> Export | None:
+    """Every part is recorded: the manifest (every part's files, totals over all parts), then
+    the version made current by a conditional update — only the delivery that passes it
+    announces `ExportWritten`. None when another delivery finished first."""
+    tenant = _tenant(ports.registry, ctx)
+    records = [
+        json.loads(ports.files.get(ctx, _part_record_key(ctx, export.id, rendering.version, p)))
+        for p in range(1, rendering.parts + 1)
+    ]
+    files = tuple(file_of_document(f) for r in records for f in r["files"])
+    totals = tuple(t for r in records for t in totals_of_manifest(r))
+    digest = hashlib.sha256("\n".join(r["source_digest"] for r in records).encode()).hexdigest()
+    manifest_key = export_prefix(ctx, export.id, rendering.version) + MANIFEST_NAME
+    if export.state is ExportState.PENDING:
+        version = ExportVersion(
+            rendering.version,
+            rendering.created_at,
+            rendering.reason,
+            manifest_key,
+            files,
+            totals,
+            (),
+            digest,
+            rendering.parts,
+        )
+        _put_manifest(ports, ctx, tenant, export, version)
+        ready = replace(export, versions=(version,), state=ExportState.READY, failure=None, rendering=None)
+        try:
+            ports.index.complete(ctx, ready)
+        except ConcurrentUpdate:
+            return None
+        ports.events.written(ctx, written_detail(ready))
+        return ready
+    changes = tuple(
+        FinalDayChange.from_detail(c)
+        for c in json.loads(ports.files.get(ctx, _changes_key(ctx, export.id, rendering.version)))
+    )
+    latest = export.latest
+    if digest == latest.source_digest:  # the final days did not move: no new version
+        kept = replace(export, rendering=None)
+        try:
+            ports.index.add_version(ctx, kept, latest.version)
+        except ConcurrentUpdate:
+            return None
+        ports.restatements.clear(ctx, export.id, changes)
+        return kept
+    previous = json.loads(ports.files.get(ctx, latest.manifest_key))
+    diff = _diff(totals_of_manifest(previous), totals, _intervals_changed(ports, ctx, changes))
+    version = ExportVersion(
+        rendering.version,
+        rendering.created_at,
+        rendering.reason,
+        manifest_key,
+        files,
+        totals,
+        diff,
+        digest,
+        rendering.parts,
+    )
+    _put_manifest(ports, ctx, tenant, export, version)
+    restated = replace(export, versions=(*export.versions, version), rendering=None, failure=None)
+    try:
+        ports.index.add_version(ctx, restated, latest.version)
+    except ConcurrentUpdate:
+        return None
+    ports.restatements.clear(ctx, export.id, changes)
+    ports.events.written(ctx, written_detail(restated))
+    return restated
 
 
 # --- on-demand exports, rendered by the billing function ----------------------------------------
@@ -473,20 +793,30 @@ class RenderFailed(Exception):
 
 
 def _failed(export: Export, problem: str) -> Export:
-    return replace(export, state=ExportState.FAILED, failure=problem, versions=())
+    return replace(export, state=ExportState.FAILED, failure=problem, versions=(), rendering=None)
 
 
 def render_requested_export(
     ports: ExportPorts, tenant_id: str, export_id: str, now: datetime, last_attempt: bool = True
 ) -> Export | None:
     """Render a pending on-demand export into version 1 (`ready`) and announce it, or mark it
-    `failed` with the problem. None when there is nothing to do: unknown, or already ready or
+    `failed` with the problem; one too large for an invocation is started in parts instead
+    (returned pending, with its rendering). None when there is nothing to do: unknown, or already ready or
     failed (a redelivered request, or another delivery finished first). An error a retry may not
     meet (storage, throttling) raises `RenderFailed` unless this is the `last_attempt`."""
     ctx = TenantContext(tenant_id)
     export = ports.index.get(ctx, export_id)
-    if export is None or export.state is not ExportState.PENDING:
-        return None
+    if export is None or export.state is not ExportState.PENDING or export.rendering is not None:
+        return None  # done, or rendering in parts (another delivery queued them)
+    rendering = _plan(ports, export, 1, "on_demand", export.requested_at or now)
+    if rendering is not None:
+        started = replace(export, rendering=rendering)
+        try:
+            ports.index.start_rendering(ctx, started, 0)
+        except ConcurrentUpdate:
+            return None
+        _queue_parts(ports, ctx, started)
+        return started
     try:
         tenant = _tenant(ports.registry, ctx)
         by_id = {m.id: m for m in _all_meters(ports.registry, ctx)}
@@ -527,6 +857,7 @@ class DueOutcome:
     written: tuple[Export, ...] = ()
     already_done: tuple[str, ...] = ()  # export ids
     failures: tuple[tuple[DueRun, Exception], ...] = ()
+    rendering: tuple[Export, ...] = ()  # exports started in parts (the part messages finish them)
 
 
 def due_runs(
@@ -578,7 +909,10 @@ def run_due_exports(
 ) -> DueOutcome:
     """Write every due export that does not exist yet (idempotent: run it as often as you like).
     One failing export does not stop the others; the job fails when any did (EventBridge retries)."""
-    written, done, failures = [], [], []
+    written: list[Export] = []
+    rendering: list[Export] = []
+    done: list[str] = []
+    failures: list[tuple[DueRun, Exception]] = []
     for run in due_runs(ports.registry, schedules, as_of):
         ctx = TenantContext(run.tenant_id)
         if ports.index.get(ctx, run.export_id) is not None:
@@ -588,26 +922,25 @@ def run_due_exports(
             meters = schedule_meters(ports.registry, ctx, run.schedule)
             if run.meter_ids is not None:
                 meters = [m for m in meters if m.id in run.meter_ids]
-            written.append(
-                create_export(
-                    ports,
-                    ctx,
-                    run.export_id,
-                    run.schedule.all_formats,
-                    meters,
-                    run.first,
-                    run.last,
-                    run.schedule.id,
-                    f"schedule:{run.schedule.id}",
-                    "scheduled",
-                    now,
-                )
+            export = create_export(
+                ports,
+                ctx,
+                run.export_id,
+                run.schedule.all_formats,
+                meters,
+                run.first,
+                run.last,
+                run.schedule.id,
+                f"schedule:{run.schedule.id}",
+                "scheduled",
+                now,
             )
+            (rendering if export.rendering is not None else written).append(export)
         except ConcurrentUpdate:
             done.append(run.export_id)  # a concurrent run wrote it first
         except Exception as exc:
             failures.append((run, exc))
-    return DueOutcome(tuple(written), tuple(done), tuple(failures))
+    return DueOutcome(tuple(written), tuple(done), tuple(failures), tuple(rendering))
 
 
 # --- restatements ------------------------------------------------------------------------------
@@ -675,11 +1008,25 @@ def restate_export(
     now: datetime,
 ) -> Export | None:
     """The next version of `export` for `changes` (days inside its period), or None when the
-    final days it was computed from did not move (a redelivered event)."""
+    final days it was computed from did not move (a redelivered event). A version too large for
+    one invocation is started in parts instead: returned with its `rendering` (its changes are
+    kept beside the parts and cleared by the delivery that finishes it)."""
     tenant = _tenant(ports.registry, ctx)
+    number = export.latest.version + 1
+    rendering = _plan(ports, export, number, restatement_reason(changes), now)
+    if rendering is not None:
+        ports.files.put(
+            ctx,
+            _changes_key(ctx, export.id, number),
+            json.dumps([c.detail() for c in changes], separators=(",", ":")).encode(),
+            "application/json",
+        )
+        started = replace(export, rendering=rendering)
+        ports.index.start_rendering(ctx, started, export.latest.version)
+        _queue_parts(ports, ctx, started)
+        return started
     meters_by_id = {m.id: m for m in _all_meters(ports.registry, ctx)}
     meters = [meters_by_id[m] for m in export.meters if m in meters_by_id]
-    number = export.latest.version + 1
     rendered = _render(
         ports, ctx, tenant, export.formats, meters, export.period_start, export.period_end, number, now
     )
@@ -690,7 +1037,7 @@ def restate_export(
     version = _write_version(
         ports, ctx, tenant, export, rendered, number, restatement_reason(changes), now, diff
     )
-    restated = replace(export, versions=(*export.versions, version))
+    restated = replace(export, versions=(*export.versions, version), failure=None)
     ports.index.add_version(ctx, restated, export.latest.version)
     ports.events.written(ctx, written_detail(restated))
     return restated
@@ -729,6 +1076,7 @@ class RestatementOutcome:
     restated: tuple[Export, ...] = ()
     unchanged: tuple[str, ...] = ()  # export ids whose final days did not move (changes cleared)
     failures: tuple[tuple[str, str, Exception], ...] = ()  # (tenant, export id, error)
+    rendering: tuple[Export, ...] = ()  # restatements started in parts
 
 
 def restate_pending(ports: ExportPorts, ctx: TenantContext, now: datetime) -> RestatementOutcome:
@@ -738,13 +1086,19 @@ def restate_pending(ports: ExportPorts, ctx: TenantContext, now: datetime) -> Re
     restated: list[Export] = []
     unchanged: list[str] = []
     failures: list[tuple[str, str, Exception]] = []
+    rendering: list[Export] = []
     for export_id, changes in ports.restatements.pending(ctx).items():
         try:
             export = ports.index.get(ctx, export_id)
             if export is None or export.state is not ExportState.READY:
                 ports.restatements.clear(ctx, export_id, changes)
                 continue
+            if export.rendering is not None:
+                continue  # a version renders in parts: what it does not gather stays pending
             new = restate_export(ports, ctx, export, changes, now)
+            if new is not None and new.rendering is not None:
+                rendering.append(new)  # its last part clears the changes it rendered
+                continue
             ports.restatements.clear(ctx, export_id, changes)
             if new is None:
                 unchanged.append(export_id)
@@ -754,7 +1108,7 @@ def restate_pending(ports: ExportPorts, ctx: TenantContext, now: datetime) -> Re
             continue  # a concurrent run added the version; what it did not gather stays pending
         except Exception as error:  # the others go on; this one's changes stay pending
             failures.append((ctx.tenant_id, export_id, error))
-    return RestatementOutcome(tuple(restated), tuple(unchanged), tuple(failures))
+    return RestatementOutcome(tuple(restated), tuple(unchanged), tuple(failures), tuple(rendering))
 
 
 def run_restatements(ports: ExportPorts, now: datetime) -> RestatementOutcome:
@@ -762,12 +1116,14 @@ def run_restatements(ports: ExportPorts, now: datetime) -> RestatementOutcome:
     restated: list[Export] = []
     unchanged: list[str] = []
     failures: list[tuple[str, str, Exception]] = []
+    rendering: list[Export] = []
     for tenant in ports.registry.list_tenants():
         outcome = restate_pending(ports, TenantContext(tenant.id), now)
         restated += outcome.restated
         unchanged += outcome.unchanged
         failures += outcome.failures
-    return RestatementOutcome(tuple(restated), tuple(unchanged), tuple(failures))
+        rendering += outcome.rendering
+    return RestatementOutcome(tuple(restated), tuple(unchanged), tuple(failures), tuple(rendering))
 
 
 # --- the portal API ----------------------------------------------------------------------------
@@ -794,7 +1150,19 @@ def get_export(ports: ExportPorts, caller: Caller, export_id: str) -> Export:
         raise ExportNotFound(f"export {export_id!r} not found") from exc
     if export is None:
         raise ExportNotFound(f"export {export_id!r} not found")
-    return export
+    return with_files(ports, caller.ctx, export)
+
+
+def with_files(ports: ExportPorts, ctx: TenantContext, export: Export) -> Export:
+    """`export` with the files of its versions in parts, which the index leaves to their
+    manifests (read from S3, one object per such version)."""
+    versions = []
+    for version in export.versions:
+        if version.parts > 1 and not version.files:
+            manifest = json.loads(ports.files.get(ctx, version.manifest_key))
+            version = replace(version, files=tuple(file_of_document(f) for f in manifest["files"]))
+        versions.append(version)
+    return replace(export, versions=tuple(versions))
 
 
 def download_url(ports: ExportPorts, caller: Caller, file: ExportedFile) -> str:
@@ -866,12 +1234,7 @@ def request_export(
         if not isinstance(wanted, list) or not wanted or not all(isinstance(m, str) for m in wanted):
             raise InvalidQuery("meters is a non-empty list of meter ids")
         meters = sorted({owned_meter(ports.registry, caller, m) for m in wanted}, key=lambda m: m.id)
-    meter_days = len(meters) * ((last - first).days + 1)
-    if meter_days > MAX_ON_DEMAND_METER_DAYS:
-        raise InvalidQuery(
-            f"{len(meters)} meters x {(last - first).days + 1} days is {meter_days} meter-days; an export "
-            f"on demand holds at most {MAX_ON_DEMAND_METER_DAYS}: ask for fewer meters or days"
-        )
+    # No cap on meters: a request larger than one invocation renders is rendered in parts.
     export = Export(
         tenant_id=caller.ctx.tenant_id,
         id=new_id(first),

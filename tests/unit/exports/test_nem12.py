@@ -6,6 +6,7 @@ say; a meter without an NMI is left out and listed as skipped, never given a mad
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -190,6 +191,35 @@ def test_meters_sharing_an_nmi_are_all_left_out(tmp_path: Path) -> None:
         SkippedMeter("cp-m-2001", "duplicate_nmi"),
         SkippedMeter("cp-m-2002", "duplicate_nmi"),
     )
+
+
+def test_a_part_of_an_export_is_a_whole_nem12_file_named_for_its_part(tmp_path: Path) -> None:
+    # Given part 2 of a version in parts: the Sydney meter, whose NMI no other part carries, and
+    # the São Paulo meter, whose NMI a meter of another part also has
+    request = replace(
+        export_request(
+            ExportFormat.NEM12, [sydney_meter(nmi=SYDNEY_NMI), sao_paulo_meter(nmi=SAO_PAULO_NMI)]
+        ),
+        part=2,
+        other_nmis=frozenset({SAO_PAULO_NMI}),
+    )
+    # When it is rendered
+    rendered = render(request)
+    path = tmp_path / rendered.name.replace("#", "_")
+    path.write_bytes(rendered.content)
+    # Then its name carries the part (two parts never share a name) and both readers read it
+    # whole: 100 to 900, the Sydney meter only; the shared NMI is left out as a duplicate
+    assert rendered.name == "NEM12#ACME2026040420260406V1P0002#HEMERA#ACMERETAIL.csv"
+    assert set(NEMFile(str(path), strict=True).nem_data().readings) == {SYDNEY_NMI}
+    assert aemo_mdff_reader.validate_file(str(path)) == []
+    assert rendered.skipped == (SkippedMeter("cp-m-2002", "duplicate_nmi"),)
+
+
+def test_a_long_tenant_id_is_cut_in_the_file_name_never_the_part() -> None:
+    request = replace(export_request(ExportFormat.NEM12, [sydney_meter(nmi=SYDNEY_NMI)]), part=12, version=3)
+    named = render(replace(request, tenant_id="a-very-long-tenant-name-for-a-cooperative")).name
+    unique_id = named.split("#")[1]
+    assert len(unique_id) == 36 and unique_id.endswith("2026040420260406V3P0012")
 
 
 def test_hourly_data_cannot_be_nem12() -> None:

@@ -59,6 +59,12 @@ class ExportRequest:
     # stands for the tenant id in upper case.
     participant_from: str = "HEMERA"
     participant_to: str = ""
+    # A version too large for one file is rendered in parts (each a complete file of its format
+    # for some of the meters): the part number, None for the whole export in one file.
+    part: int | None = None
+    # NMIs that meters of the export outside this part carry: NEM12 leaves a meter whose NMI is
+    # among them out as a duplicate, as it would if both were in one file.
+    other_nmis: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -119,4 +125,6 @@ def quantized(value: Decimal, places: int) -> Decimal:
 
 
 def file_stem(request: ExportRequest) -> str:
-    return f"{request.tenant_id}_{request.period_start:%Y%m%d}_{request.period_end:%Y%m%d}_v{request.version}"
+    """The name every file of the request starts with; a part's carries `_part-0001`."""
+    stem = f"{request.tenant_id}_{request.period_start:%Y%m%d}_{request.period_end:%Y%m%d}_v{request.version}"
+    return stem if request.part is None else f"{stem}_part-{request.part:04d}"

@@ -170,14 +170,17 @@ def _nmi(meter: MeterExportData) -> str:
         raise ExportNotRenderable(f"meter {meter.meter_id}: {exc}") from exc
 
 
-def _exported(meters: Sequence[MeterExportData]) -> tuple[list[MeterExportData], list[SkippedMeter]]:
-    """The meters NEM12 can identify (in request order) and the ones it leaves out, with why."""
+def _exported(
+    meters: Sequence[MeterExportData], other_nmis: frozenset[str] = frozenset()
+) -> tuple[list[MeterExportData], list[SkippedMeter]]:
+    """The meters NEM12 can identify (in request order) and the ones it leaves out, with why
+    (`other_nmis`: the NMIs of the export's meters in other parts)."""
     counts = Counter(m.nmi for m in meters if m.nmi is not None)
     exported, skipped = [], []
     for meter in meters:
         if meter.nmi is None:
             skipped.append(SkippedMeter(meter.meter_id, SKIPPED_NO_NMI))
-        elif counts[meter.nmi] > 1:
+        elif counts[meter.nmi] > 1 or meter.nmi in other_nmis:
             skipped.append(SkippedMeter(meter.meter_id, SKIPPED_DUPLICATE_NMI))
         else:
             exported.append(meter)
@@ -185,8 +188,13 @@ def _exported(meters: Sequence[MeterExportData]) -> tuple[list[MeterExportData],
 
 
 def _file_identifier(request: ExportRequest) -> str:
+    """The file name's unique id (at most 36 characters): a long tenant id is cut, never the
+    period, version or part (two parts must not share a name)."""
     tenant = re.sub(r"[^A-Za-z0-9]", "", request.tenant_id).upper()
-    return f"{tenant}{request.period_start:%Y%m%d}{request.period_end:%Y%m%d}V{request.version}"[:36]
+    rest = f"{request.period_start:%Y%m%d}{request.period_end:%Y%m%d}V{request.version}"
+    if request.part is not None:
+        rest += f"P{request.part:04d}"
+    return f"{tenant[: max(0, 36 - len(rest))]}{rest}"
 
 
 def render_nem12(request: ExportRequest) -> RenderedFile:
@@ -213,7 +221,7 @@ def render_nem12(request: ExportRequest) -> RenderedFile:
     )
     totals: dict[str, Decimal] = {}
     records_300 = 0
-    exported, skipped = _exported(request.meters)
+    exported, skipped = _exported(request.meters, request.other_nmis)
     for meter in exported:
         zone = ZoneInfo(meter.timezone)
         period_start = datetime.combine(request.period_start, datetime.min.time(), zone).astimezone(UTC)
