@@ -7,10 +7,12 @@ with their AEMO method flag and reason code, `missing` those VEE could not fill 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hemera.domain.exports import ExportFormat, ExportRequest, MeterExportData, totals_key
@@ -246,3 +248,28 @@ def valued_intervals(meters: Sequence[MeterExportData], channel: Channel | None 
         for interval in day.intervals
         if interval.value is not None
     )
+
+
+def export_written_listener(event_bus: str, name: str) -> Callable[[], list[dict[str, Any]]]:
+    """A queue (in-process moto) that receives every `ExportWritten` put on `event_bus`; calling
+    the result drains it and returns the events' details."""
+    import boto3
+
+    from hemera.definitions import BILLING_SOURCE, EXPORT_WRITTEN
+
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [BILLING_SOURCE], "detail-type": [EXPORT_WRITTEN]}
+    events.put_rule(Name=name, EventBusName=event_bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=event_bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def received() -> list[dict[str, Any]]:
+        found = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                found.append(json.loads(message["Body"])["detail"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    return received

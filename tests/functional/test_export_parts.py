@@ -28,9 +28,7 @@ from nemreader import NEMFile
 
 from hemera.definitions import (
     BILLING_EXPORTS_FUNCTION,
-    BILLING_SOURCE,
     EXPORT_REQUESTS_QUEUE,
-    EXPORT_WRITTEN,
     EXPORTS_BUCKET,
 )
 from hemera.domain.exports.csv_txt import CSV_COLUMNS
@@ -57,6 +55,7 @@ from hemera.services.exports import (
 )
 from hemera.wiring import export_ports
 from hemera_local.bridge import LambdaContext, cold_start, load_handler, sqs_event
+from tests.export_builders import export_written_listener
 
 TENANT = "coastal-power"
 CTX = TenantContext(TENANT)
@@ -112,26 +111,7 @@ def coastal(moto_cloud: Any) -> ExportPorts:
 
 @pytest.fixture
 def export_written(moto_cloud: Any) -> Any:
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="test-parts-written")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"source": [BILLING_SOURCE], "detail-type": [EXPORT_WRITTEN]}
-    events.put_rule(
-        Name="test-parts-written", EventBusName=moto_cloud.event_bus, EventPattern=json.dumps(pattern)
-    )
-    events.put_targets(
-        Rule="test-parts-written", EventBusName=moto_cloud.event_bus, Targets=[{"Id": "q", "Arn": arn}]
-    )
-
-    def received() -> list[dict[str, Any]]:
-        found = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                found.append(json.loads(message["Body"])["detail"])
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return found
-
-    return received
+    return export_written_listener(moto_cloud.event_bus, "test-parts-written")
 
 
 def invoke(event: dict[str, Any]) -> dict[str, Any]:

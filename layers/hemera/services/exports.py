@@ -719,18 +719,18 @@ def _finish_parts(
     totals = tuple(t for r in records for t in totals_of_manifest(r))
     digest = hashlib.sha256("\n".join(r["source_digest"] for r in records).encode()).hexdigest()
     manifest_key = export_prefix(ctx, export.id, rendering.version) + MANIFEST_NAME
+    version = ExportVersion(
+        rendering.version,
+        rendering.created_at,
+        rendering.reason,
+        manifest_key,
+        files,
+        totals,
+        (),
+        digest,
+        rendering.parts,
+    )
     if export.state is ExportState.PENDING:
-        version = ExportVersion(
-            rendering.version,
-            rendering.created_at,
-            rendering.reason,
-            manifest_key,
-            files,
-            totals,
-            (),
-            digest,
-            rendering.parts,
-        )
         _put_manifest(ports, ctx, tenant, export, version)
         ready = replace(export, versions=(version,), state=ExportState.READY, failure=None, rendering=None)
         try:
@@ -754,17 +754,7 @@ def _finish_parts(
         return kept
     previous = json.loads(ports.files.get(ctx, latest.manifest_key))
     diff = _diff(totals_of_manifest(previous), totals, _intervals_changed(ports, ctx, changes))
-    version = ExportVersion(
-        rendering.version,
-        rendering.created_at,
-        rendering.reason,
-        manifest_key,
-        files,
-        totals,
-        diff,
-        digest,
-        rendering.parts,
-    )
+    version = replace(version, diff=diff)
     _put_manifest(ports, ctx, tenant, export, version)
     restated = replace(export, versions=(*export.versions, version), rendering=None, failure=None)
     try:
