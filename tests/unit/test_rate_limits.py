@@ -7,7 +7,7 @@ import yaml
 
 from hemera.adapters.rate_limits_memory import MemoryRequestCounter
 from hemera.adapters.tenant_documents import MemoryTenantDocuments
-from hemera.domain.rate_limits import RateLimit, RateLimited, RateLimits, Window
+from hemera.domain.rate_limits import RateLimit, RateLimited, Window
 from hemera.domain.tenancy import TenantContext
 from hemera.services.rate_limits import StoredRateLimits, admit, limit_of
 from hemera.services.tenant_settings import ApiLimitStore
@@ -16,6 +16,11 @@ from tests.conftest import TENANTS_DIR
 from tests.openapi_contract import SPEC
 
 MINUTE = 1_790_000_040  # a window start (divisible by 60)
+
+
+def every_tenant(limit: RateLimit) -> StoredRateLimits:
+    """`limit` for every tenant: none has an allowance of its own stored."""
+    return StoredRateLimits(ApiLimitStore(MemoryTenantDocuments()), default=limit)
 
 
 def test_a_window_starts_on_the_minute_and_ends_sixty_seconds_later():
@@ -28,7 +33,7 @@ def test_a_window_starts_on_the_minute_and_ends_sixty_seconds_later():
 def test_the_request_past_the_allowance_is_refused_with_seconds_to_the_window_end():
     counter, limits, ctx = (
         MemoryRequestCounter(),
-        RateLimits(default=RateLimit(3, burst=1)),
+        every_tenant(RateLimit(3, burst=1)),
         TenantContext("acme"),
     )
     decisions = [admit(counter, limits, ctx, MINUTE + 10) for _ in range(4)]
@@ -40,13 +45,13 @@ def test_the_request_past_the_allowance_is_refused_with_seconds_to_the_window_en
 
 
 def test_a_new_window_restores_the_allowance():
-    counter, limits, ctx = MemoryRequestCounter(), RateLimits(default=RateLimit(1)), TenantContext("acme")
+    counter, limits, ctx = MemoryRequestCounter(), every_tenant(RateLimit(1)), TenantContext("acme")
     admit(counter, limits, ctx, MINUTE + 59)
     assert admit(counter, limits, ctx, MINUTE + 60).remaining == 0
 
 
 def test_one_tenants_burst_does_not_spend_anothers_allowance():
-    counter, limits = MemoryRequestCounter(), RateLimits(default=RateLimit(1))
+    counter, limits = MemoryRequestCounter(), every_tenant(RateLimit(1))
     admit(counter, limits, TenantContext("acme"), MINUTE)
     with pytest.raises(RateLimited):
         admit(counter, limits, TenantContext("acme"), MINUTE + 1)

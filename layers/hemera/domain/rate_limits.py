@@ -12,7 +12,6 @@ them (`api: {requests_per_minute: …, burst: …}`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hemera.domain.errors import HemeraError
@@ -41,17 +40,6 @@ class RateLimit:
     def per_window(self) -> int:
         """Requests one window admits (the `RateLimit-Limit` the caller sees)."""
         return self.requests_per_minute + self.burst
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """The platform default and the tenants that override it (from their tenant files)."""
-
-    default: RateLimit = RateLimit()
-    overrides: Mapping[str, RateLimit] | None = None
-
-    def of(self, tenant_id: str) -> RateLimit:
-        return (self.overrides or {}).get(tenant_id, self.default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from hemera.services.access import Caller, PortalPorts, load_profile, owned_mete
 from hemera.services.commands import COMMANDING_ROLES
 from hemera.services.curate import ChangeNotLanded, DayChanged
 from hemera.services.tenant_settings import VeeSettingsStore
-from hemera.tenants import TenantDefinition, VeeOverrides
+from hemera.tenants import VeeOverrides
 
 # Causes of a final version (FinalDay.cause).
 CAUSE_INGEST = "ingest"
@@ -81,19 +81,9 @@ class VeeConfigSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class VeeSettings:
-    """Fixed overrides per tenant (a test, a one-off run); every other tenant on the defaults."""
-
-    overrides: Mapping[str, VeeOverrides] = field(default_factory=dict)
-
-    def config(self, tenant_id: str) -> VeeConfig:
-        return _config(self.overrides.get(tenant_id))
-
-
 class StoredVeeSettings:
     """Each tenant's VEE configuration from the overrides stored at onboarding
-    (`register_vee_settings`), kept for `ttl_s` per warm function: a changed tenant file takes
+    (`onboard_tenant`), kept for `ttl_s` per warm function: a changed tenant file takes
     effect within that time, and a new tenant needs no redeploy (nothing is in the functions'
     environment, whose 4 KB would not hold many tenants' overrides)."""
 
@@ -117,11 +107,6 @@ def _config(overrides: VeeOverrides | None) -> VeeConfig:
     return VeeConfig.for_tenant(overrides)
 
 
-def register_vee_settings(store: VeeSettingsStore, definition: TenantDefinition) -> None:
-    """Store a tenant file's VEE overrides (onboarding, and every change of the file)."""
-    store.put_overrides(TenantContext(definition.id), definition.vee)
-
-
 def demand_limit_kw(meter: Meter | None) -> Decimal | None:
     """The highest contracted demand of the meter's tariff (any post) plus the tolerance."""
     if meter is None or meter.tariff is None or not meter.tariff.contracted_demand_kw:
@@ -137,7 +122,7 @@ class VeePorts:
     final: FinalSeriesStore
     edits: EditStore
     announcer: FinalDaysAnnouncer
-    settings: VeeConfigSource = field(default_factory=VeeSettings)
+    settings: VeeConfigSource
     # Device events/outages and registers; None where their storage is not wired (the engine
     # then runs without the rules that need them).
     events: MeterEventLog | None = None
