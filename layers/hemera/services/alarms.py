@@ -182,15 +182,17 @@ def on_series_changed(
     """MeterDaysChanged: power factor and demand on the stored intervals of the changed days (the
     meter's measured data, before estimation: an estimate never raises a demand alarm)."""
     settings = settings_for(ports, ctx)
+    changed = sorted({(d.meter_id, d.day) for d in days})
+    meters = ports.registry.get_meters(ctx, {meter_id for meter_id, _ in changed})  # one read a batch
     observations: list[Observation] = []
-    for meter_id, day in sorted({(d.meter_id, d.day) for d in days}):
+    for meter_id, day in changed:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         end = start + timedelta(days=1)
         active = ports.readings.load_profile(ctx, meter_id, Channel.ACTIVE_IMPORT, start, end)
         if not active:
             continue
         reactive = ports.readings.load_profile(ctx, meter_id, Channel.REACTIVE_IMPORT, start, end)
-        meter = ports.registry.get_meter(ctx, meter_id)
+        meter = meters.get(meter_id)
         tariff = meter.tariff if meter is not None else None
         capacitive = (
             ports.readings.load_profile(ctx, meter_id, Channel.REACTIVE_EXPORT, start, end) if tariff else []

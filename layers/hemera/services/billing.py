@@ -20,7 +20,7 @@ from hemera.domain.billing.determinants import BillingDeterminants, billing_dete
 from hemera.domain.billing.tariff import MeterTariff
 from hemera.domain.errors import InvalidQuery, TariffNotConfigured
 from hemera.domain.readings import Channel
-from hemera.domain.registry import Meter
+from hemera.domain.registry import Customer, Meter
 from hemera.domain.tenancy import TenantContext
 from hemera.ports import Registry
 from hemera.ports.final_series import FinalSeriesReader
@@ -41,12 +41,16 @@ class MeterDeterminants:
 
 
 def billing_tariff(registry: Registry, ctx: TenantContext, meter: Meter) -> MeterTariff | None:
-    """The meter's tariff as billing applies it: with its customer's reading day when the
-    customer has one (it overrides the tariff's)."""
+    """The meter's tariff as billing applies it (`tariff_of_customer`), reading its customer."""
     if meter.tariff is None:
         return None
-    customer = registry.get_customer(ctx, meter.customer_id)
-    if customer is None or customer.reading_day is None:
+    return tariff_of_customer(meter, registry.get_customer(ctx, meter.customer_id))
+
+
+def tariff_of_customer(meter: Meter, customer: Customer | None) -> MeterTariff | None:
+    """The meter's tariff with its customer's reading day when the customer has one (it
+    overrides the tariff's)."""
+    if meter.tariff is None or customer is None or customer.reading_day is None:
         return meter.tariff
     return replace(meter.tariff, reading_day=customer.reading_day)
 

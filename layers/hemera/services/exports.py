@@ -91,7 +91,7 @@ from hemera.ports.exports import (
 )
 from hemera.ports.final_series import FinalSeriesReader
 from hemera.services.access import Caller, Role, decode_cursor, encode_cursor, owned_meter, page_size
-from hemera.services.billing import billing_tariff
+from hemera.services.billing import tariff_of_customer
 from hemera.tenants import ExportSchedule, TenantDefinition
 
 # An on-demand export spans at most this many days (two billing months); restatements look this
@@ -873,13 +873,15 @@ def _billing_cycle_runs(
     registry: Registry, ctx: TenantContext, tenant: Tenant, schedule: ExportSchedule, as_of: datetime
 ) -> list[DueRun]:
     """A billing-cycle schedule exports each meter's own cycle when it closes: its meters grouped
-    by reading day (the customer's, else the tariff's — `billing_tariff`; the schedule's
+    by reading day (the customer's, else the tariff's — `tariff_of_customer`; the schedule's
     `day_of_month` for a meter without a tariff), one run per reading day, due at `at_hour` on
     that day. Two reading days never share a run (their cycles start on different days, hence
-    different export ids)."""
+    different export ids). Each customer is read once."""
+    meters = schedule_meters(registry, ctx, schedule)
+    customers = {c: registry.get_customer(ctx, c) for c in {m.customer_id for m in meters}}
     by_day: dict[int, list[str]] = {}
-    for meter in schedule_meters(registry, ctx, schedule):
-        tariff = billing_tariff(registry, ctx, meter)
+    for meter in meters:
+        tariff = tariff_of_customer(meter, customers[meter.customer_id])
         day = tariff.reading_day if tariff is not None else schedule.day_of_month
         by_day.setdefault(day, []).append(meter.id)
     runs = []
