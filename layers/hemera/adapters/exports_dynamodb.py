@@ -113,10 +113,6 @@ class DynamoExportSchedules:
         return tuple(ExportSchedule.model_validate(s) for s in json.loads(record.schedules))
 
 
-def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
-    return {k: str(v) for k, v in sorted(values.items())}
-
-
 def export_document(export: Export) -> dict[str, Any]:
     return {
         "state": export.state.value,
@@ -149,20 +145,7 @@ def export_document(export: Export) -> dict[str, Any]:
                 "manifest_key": v.manifest_key,
                 "source_digest": v.source_digest,
                 "parts": v.parts,
-                "files": [
-                    {
-                        "name": f.name,
-                        "format": f.format,
-                        "content_type": f.content_type,
-                        "key": f.key,
-                        "sha256": f.sha256,
-                        "size": f.size,
-                        "rows": f.rows,
-                        "totals": _decimals(f.totals),
-                        "part": f.part,
-                    }
-                    for f in v.files
-                ],
+                "files": [f.document() for f in v.files],
                 "diff": [
                     [d.meter_id, d.channel, str(d.old_total), str(d.new_total), d.intervals_changed]
                     for d in v.diff
@@ -204,20 +187,7 @@ def export_of_document(doc: dict[str, Any], parts_done: set[float] | None = None
                 manifest_key=v["manifest_key"],
                 source_digest=v["source_digest"],
                 parts=v.get("parts", 1),
-                files=tuple(
-                    ExportedFile(
-                        name=f["name"],
-                        format=f["format"],
-                        content_type=f["content_type"],
-                        key=f["key"],
-                        sha256=f["sha256"],
-                        size=f["size"],
-                        rows=f["rows"],
-                        totals={k: Decimal(t) for k, t in f["totals"].items()},
-                        part=f.get("part", 1),
-                    )
-                    for f in v["files"]
-                ),
+                files=tuple(ExportedFile.from_document(f) for f in v["files"]),
                 diff=tuple(
                     ChannelDiff(meter, channel, Decimal(old), Decimal(new), changed)
                     for meter, channel, old, new, changed in v["diff"]

@@ -22,7 +22,7 @@ job renders one version per export with all of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -58,6 +58,36 @@ class ExportedFile:
     skipped: tuple[SkippedMeter, ...] = ()
     # The part of the version the file belongs to (1 when the version has a single part).
     part: int = 1
+
+    def document(self) -> dict[str, Any]:
+        """The JSON form a manifest, a part record and the export index list the file in."""
+        return {
+            "part": self.part,
+            "name": self.name,
+            "format": self.format,
+            "content_type": self.content_type,
+            "key": self.key,
+            "sha256": self.sha256,
+            "size": self.size,
+            "rows": self.rows,
+            "totals": {k: str(v) for k, v in sorted(self.totals.items())},
+            "skipped": [{"meter_id": m.meter_id, "reason": m.reason} for m in self.skipped],
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> ExportedFile:
+        return cls(
+            name=doc["name"],
+            format=doc["format"],
+            content_type=doc["content_type"],
+            key=doc["key"],
+            sha256=doc["sha256"],
+            size=int(doc["size"]),
+            rows=int(doc["rows"]),
+            totals={k: Decimal(v) for k, v in doc["totals"].items()},
+            skipped=tuple(SkippedMeter(m["meter_id"], m["reason"]) for m in doc.get("skipped", ())),
+            part=int(doc.get("part", 1)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,6 @@ from hemera.domain.exports import (
     ExportRequest,
     MeterExportData,
     RenderedFile,
-    SkippedMeter,
     render,
 )
 from hemera.domain.final_series import FinalDay, FinalDayChange
@@ -323,42 +322,11 @@ def manifest_document(export: Export, version: ExportVersion, timezone: str) -> 
         },
         "meters": list(export.meters),
         "parts": version.parts,
-        "files": [file_document(f) for f in version.files],
+        "files": [f.document() for f in version.files],
         "totals": [_total_document(t) for t in version.totals],
         "diff": [diff_document(d) for d in version.diff],
         "source_digest": version.source_digest,
     }
-
-
-def file_document(f: ExportedFile) -> dict[str, Any]:
-    """One file as a manifest (and a part record) lists it."""
-    return {
-        "part": f.part,
-        "name": f.name,
-        "format": f.format,
-        "content_type": f.content_type,
-        "key": f.key,
-        "sha256": f.sha256,
-        "size": f.size,
-        "rows": f.rows,
-        "totals": {k: _number(v) for k, v in sorted(f.totals.items())},
-        "skipped": [{"meter_id": m.meter_id, "reason": m.reason} for m in f.skipped],
-    }
-
-
-def file_of_document(doc: Mapping[str, Any]) -> ExportedFile:
-    return ExportedFile(
-        name=doc["name"],
-        format=doc["format"],
-        content_type=doc["content_type"],
-        key=doc["key"],
-        sha256=doc["sha256"],
-        size=int(doc["size"]),
-        rows=int(doc["rows"]),
-        totals={k: Decimal(v) for k, v in doc["totals"].items()},
-        skipped=tuple(SkippedMeter(m["meter_id"], m["reason"]) for m in doc.get("skipped", ())),
-        part=int(doc.get("part", 1)),
-    )
 
 
 def _total_document(t: ChannelTotal) -> dict[str, Any]:
@@ -643,7 +611,7 @@ def _render_part(
     files = _write_files(ports, ctx, export_prefix(ctx, export.id, rendering.version), rendered, part)
     record = {
         "part": part,
-        "files": [file_document(f) for f in files],
+        "files": [f.document() for f in files],
         "totals": [_total_document(t) for t in rendered.totals],
         "source_digest": rendered.source_digest,
     }
@@ -715,7 +683,7 @@ def _finish_parts(
         json.loads(ports.files.get(ctx, _part_record_key(ctx, export.id, rendering.version, p)))
         for p in range(1, rendering.parts + 1)
     ]
-    files = tuple(file_of_document(f) for r in records for f in r["files"])
+    files = tuple(ExportedFile.from_document(f) for r in records for f in r["files"])
     totals = tuple(t for r in records for t in totals_of_manifest(r))
     digest = hashlib.sha256("\n".join(r["source_digest"] for r in records).encode()).hexdigest()
     manifest_key = export_prefix(ctx, export.id, rendering.version) + MANIFEST_NAME
@@ -1152,7 +1120,7 @@ def with_files(ports: ExportPorts, ctx: TenantContext, export: Export) -> Export
     for version in export.versions:
         if version.parts > 1 and not version.files:
             manifest = json.loads(ports.files.get(ctx, version.manifest_key))
-            version = replace(version, files=tuple(file_of_document(f) for f in manifest["files"]))
+            version = replace(version, files=tuple(ExportedFile.from_document(f) for f in manifest["files"]))
         versions.append(version)
     return replace(export, versions=tuple(versions))
 
